@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make demo` (the main job) and `make test` (the tests).
+# Each creates .venv when it is missing and installs the project into it.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SHARED_DATA := $(abspath ../shared/data)
+
+# The data root: FACEBENCH_DATA if set, else ../shared/data beside the checkout when it exists,
+# else the package default (~/.cache/facebench).
+ifeq ($(origin FACEBENCH_DATA),undefined)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export FACEBENCH_DATA := $(SHARED_DATA)
+endif
+endif
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m protocols.lfw --embedder lbp --split 10fold
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Orchestration: data root, command-line plumbing, tables, regression and performance benchmarks."""

@@ -1,0 +1,48 @@
+"""Command-line plumbing shared by every `python -m` entry point.
+
+User mistakes (a missing file, a malformed line, an unknown name) raise `UserError`; the entry point
+prints its message and exits with code 2, never a traceback. Bugs still raise.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix: the message says what is wrong, where, and what to do."""
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
+    """Run `main(argv)` as a program: UserError becomes a message on stderr and exit code 2."""
+    try:
+        code = main(argv)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every command shares: the data root and verbosity."""
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="directory of datasets and models (default: $FACEBENCH_DATA, else ~/.cache/facebench)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

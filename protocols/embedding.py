@@ -1,0 +1,162 @@
+"""Turning face images into features, once: batched, with a progress bar and a per-embedder cache.
+
+Protocols describe what to embed as `FaceItem`s (a path, optionally a face box); `embed_items` loads
+them as loose crops in LFW geometry, applies the embedder's transform in DataLoader workers, and
+stores the features under the cache directory keyed by the embedder, so a second evaluation of the
+same model reads them back instead of recomputing.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from bench.atomic import atomic_path
+from bench.cli import UserError
+from bench.data import cache_dir
+from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION, LFW_GEOMETRY_SIZE, Embedder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaceItem:
+    """One image to embed. `box` = (x, y, width, height) of the face; None when the image is already a loose crop."""
+
+    key: str
+    path: Path
+    box: tuple[float, float, float, float] | None = None
+
+
+def load_loose_crop(item: FaceItem) -> Image.Image:
+    """The item's face as a loose crop in LFW geometry: a square 2.2 times the face box, 250x250.
+
+    Parts of the square outside the photo are black, as a detector's crop near the border would be.
+    """
+    try:
+        with Image.open(item.path) as opened:
+            image = opened.convert("RGB")
+    except FileNotFoundError:
+        raise UserError(f"image not found: {item.path}") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise UserError(f"cannot read image {item.path}: {error}") from None
+    if item.box is None:
+        return image
+    x, y, width, height = item.box
+    if width <= 0 or height <= 0:
+        raise UserError(f"{item.path}: face box {item.box} has no area")
+    side = max(width, height) * LFW_GEOMETRY_EXPANSION
+    cx, cy = x + width / 2, y + height / 2
+    left, top = cx - side / 2, cy - side / 2
+    return image.transform(
+        (LFW_GEOMETRY_SIZE, LFW_GEOMETRY_SIZE),
+        Image.Transform.EXTENT,
+        (left, top, left + side, top + side),
+        resample=Image.Resampling.BILINEAR,
+    )
+
+
+class _FaceDataset(Dataset):
+    def __init__(self, items: Sequence[FaceItem], embedder: Embedder):
+        self.items, self.embedder = items, embedder
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.embedder.transform(load_loose_crop(self.items[index])), index, None
+        except UserError as error:  # reported by the main process, not as a worker traceback
+            return None, index, str(error)
+
+
+def _collate(samples):
+    errors = [error for _, _, error in samples if error]
+    good = [(tensor, index) for tensor, index, error in samples if not error]
+    if not good:
+        return None, torch.empty(0, dtype=torch.long), errors
+    tensors, indices = zip(*good)
+    return torch.stack(tensors), torch.tensor(indices), errors
+
+
+class EmbeddingCache:
+    """Features by item key for one embedder, in one .npz file, written atomically."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.features: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with np.load(self.path, allow_pickle=False) as stored:
+                self.features = dict(zip(stored["keys"].tolist(), stored["features"]))
+
+    def save(self) -> None:
+        keys = np.array(list(self.features), dtype=str)
+        values = np.stack(list(self.features.values())) if self.features else np.zeros((0, 0), np.float32)
+        with atomic_path(self.path) as temporary:
+            np.savez(temporary, keys=keys, features=values)
+
+
+def embed_items(
+    embedder: Embedder,
+    items: Sequence[FaceItem],
+    batch_size: int = 64,
+    workers: int = 2,
+    flip: bool = False,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> np.ndarray:
+    """Features (N, D) float32 of `items` in order. With `flip`, each feature is f(x) + f(mirror(x))."""
+    cache = None
+    todo = list(range(len(items)))
+    if use_cache:
+        cache = EmbeddingCache(cache_dir() / "embeddings" / f"{embedder.cache_key}{'-flip' if flip else ''}.npz")
+        todo = [i for i, item in enumerate(items) if item.key not in cache.features]
+        log.info("embedding cache %s: %d of %d items cached", cache.path, len(items) - len(todo), len(items))
+    computed: dict[int, np.ndarray] = {}
+    if todo:
+        loader = DataLoader(
+            _FaceDataset([items[i] for i in todo], embedder),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            persistent_workers=False,
+        )
+        errors: list[str] = []
+        with torch.inference_mode():
+            for batch, indices, batch_errors in tqdm(loader, desc=f"embed {embedder.name}", disable=not progress):
+                errors += batch_errors
+                if batch is None or errors:
+                    continue
+                features = embedder(batch)
+                if flip:
+                    features = features + embedder(torch.flip(batch, dims=[-1]))
+                for index, feature in zip(indices.tolist(), features.float().numpy()):
+                    computed[todo[index]] = feature
+        if errors:
+            shown = "\n  ".join(errors[:10])
+            more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+            raise UserError(f"{len(errors)} image(s) could not be loaded:\n  {shown}{more}")
+        if cache is not None:
+            cache.features.update({items[i].key: computed[i] for i in todo})
+            cache.save()
+    rows = [computed[i] if i in computed else cache.features[item.key] for i, item in enumerate(items)]
+    return np.stack(rows).astype(np.float32)
+
+
+def pair_similarity(features: np.ndarray, first: np.ndarray, second: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity of feature pairs (higher = same): cosine, or minus the Euclidean distance."""
+    a = torch.from_numpy(features[first])
+    b = torch.from_numpy(features[second])
+    if metric == "cosine":
+        return F.cosine_similarity(a, b, dim=1).numpy().astype(np.float64)
+    if metric == "euclidean":
+        return -torch.linalg.vector_norm(a - b, dim=1).numpy().astype(np.float64)
+    raise ValueError(f"unknown metric '{metric}'")

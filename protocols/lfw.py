@@ -1,0 +1,150 @@
+"""LFW face verification, unrestricted protocol (View 2, 10 folds) and View 1.
+
+    python -m protocols.lfw --embedder lbp --split 10fold
+    python -m protocols.lfw --embedder lbp --split view1 --flip
+
+10fold: `pairs.txt`, 10 folds x (300 matched + 300 mismatched). For each fold the threshold that
+maximises accuracy on the other nine folds is applied to it; accuracy is reported as the mean over
+the ten folds with the sample standard deviation (ddof=1) and LFW's standard error (std / sqrt(10)).
+100%-EER, AUC and TAR@FAR are computed once on the 6,000 pooled scores (see protocols.metrics).
+view1: the threshold is chosen on `pairsDevTrain.txt` and applied to `pairsDevTest.txt`; the other
+figures are computed on DevTest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.data import data_root
+from protocols.embedding import FaceItem, embed_items, pair_similarity
+from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
+from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics
+from protocols.report import markdown_table, summary_frame, write_report
+from recognition.embedders import Embedder, get_embedder, list_embedders
+
+log = logging.getLogger(__name__)
+SPLITS = tuple(PAIRS_FILES)
+
+
+@dataclass
+class LFWResult:
+    """Everything one LFW evaluation produced: the summary, the per-fold table, scores for plots."""
+
+    split: str
+    summary: dict[str, Any]
+    folds: pd.DataFrame
+    scores: np.ndarray
+    labels: np.ndarray
+    threshold: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _score_pairs(embedder: Embedder, layout: LFWLayout, pairs: Sequence[Pair], **embed_options) -> np.ndarray:
+    keys: dict[tuple[str, int], int] = {}
+    for pair in pairs:
+        keys.setdefault((pair.name1, pair.image1), len(keys))
+        keys.setdefault((pair.name2, pair.image2), len(keys))
+    items = [
+        FaceItem(f"lfw/{layout.images_dir.name}/{name}/{image:04d}", layout.image_path(name, image))
+        for name, image in keys
+    ]
+    features = embed_items(embedder, items, **embed_options)
+    first = np.array([keys[(p.name1, p.image1)] for p in pairs])
+    second = np.array([keys[(p.name2, p.image2)] for p in pairs])
+    return pair_similarity(features, first, second, embedder.metric)
+
+
+def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10fold", **embed_options) -> LFWResult:
+    """Run the LFW protocol `split` ('10fold' or 'view1') for `embedder` on the LFW under data root `root`.
+
+    `embed_options` go to `protocols.embedding.embed_items` (batch_size, workers, flip, use_cache, progress).
+    """
+    if split not in SPLITS:
+        raise UserError(f"unknown LFW split '{split}'; choose one of {', '.join(SPLITS)}")
+    layout = LFWLayout(data_root(root))
+    layout.require(*PAIRS_FILES[split])
+    config = {"embedder": embedder.name, "embedder_key": embedder.cache_key, "metric": embedder.metric,
+              "split": split, "flip": bool(embed_options.get("flip", False)), "data_root": str(layout.data_root)}
+    if split == "10fold":
+        pairs = layout.pairs("pairs.txt")
+        scores = _score_pairs(embedder, layout, pairs, **embed_options)
+        labels = np.array([p.same for p in pairs], dtype=np.int64)
+        folds = np.array([p.fold for p in pairs])
+        accuracies, thresholds = kfold_accuracies(scores, labels, folds)
+        summary = {
+            "accuracy_percent": 100 * float(accuracies.mean()),
+            "accuracy_std_percent": 100 * float(accuracies.std(ddof=1)),
+            "accuracy_stderr_percent": 100 * float(accuracies.std(ddof=1) / np.sqrt(len(accuracies))),
+            **verification_metrics(scores, labels),
+        }
+        table = pd.DataFrame({"fold": np.unique(folds) + 1, "threshold": thresholds,
+                              "accuracy_percent": 100 * accuracies})
+        return LFWResult(split, summary, table, scores, labels, None, config)
+    train_pairs, test_pairs = layout.pairs("pairsDevTrain.txt"), layout.pairs("pairsDevTest.txt")
+    scores = _score_pairs(embedder, layout, list(train_pairs) + list(test_pairs), **embed_options)
+    labels = np.array([p.same for p in list(train_pairs) + list(test_pairs)], dtype=np.int64)
+    train = np.arange(len(scores)) < len(train_pairs)
+    threshold, train_accuracy = best_threshold(scores[train], labels[train])
+    test_accuracy = accuracy_at_threshold(scores[~train], labels[~train], threshold)
+    summary = {"accuracy_percent": 100 * test_accuracy, "train_accuracy_percent": 100 * train_accuracy,
+               "threshold": threshold, **verification_metrics(scores[~train], labels[~train])}
+    table = pd.DataFrame({"set": ["DevTrain", "DevTest"], "pairs": [int(train.sum()), int((~train).sum())],
+                          "accuracy_percent": [100 * train_accuracy, 100 * test_accuracy]})
+    return LFWResult(split, summary, table, scores[~train], labels[~train], threshold, config)
+
+
+def write_lfw_report(result: LFWResult, out_dir: Path) -> Path:
+    title = f"LFW {result.split}: {result.config['embedder']}{' + flip' if result.config['flip'] else ''}"
+    return write_report(out_dir, title, result.summary, result.config, {"folds": result.folds},
+                        {result.config["embedder"]: (result.scores, result.labels)}, result.threshold)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m protocols.lfw", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())})")
+    parser.add_argument("--split", choices=SPLITS, default="10fold")
+    parser.add_argument("--flip", action="store_true", help="embed image + mirror image (flip test)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    parser.add_argument("--no-cache", action="store_true", help="recompute embeddings instead of using the cache")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default: results/lfw/<embedder>-<split>[-flip])")
+    parser.add_argument("--force", action="store_true", help="recompute even if the results folder is complete")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.batch_size < 1 or args.workers < 0:
+        raise UserError("--batch-size must be >= 1 and --workers >= 0")
+    embedder = get_embedder(args.embedder)
+    out = args.out or Path("results/lfw") / f"{args.embedder}-{args.split}{'-flip' if args.flip else ''}"
+    stored = out / "metrics.json"
+    if stored.exists() and not args.force:
+        previous = json.loads(stored.read_text())
+        if previous["config"].get("embedder_key") == embedder.cache_key and \
+                previous["config"].get("data_root") == str(data_root(args.data_root)):
+            print(f"{previous['title']} (cached in {out}; --force recomputes)\n")
+            print(markdown_table(summary_frame(previous["metrics"])))
+            return 0
+    result = evaluate_lfw(embedder, args.data_root, args.split, flip=args.flip, batch_size=args.batch_size,
+                          workers=args.workers, use_cache=not args.no_cache)
+    write_lfw_report(result, out)
+    print(f"LFW {args.split}, embedder {args.embedder}: results in {out}\n")
+    print(markdown_table(summary_frame(result.summary)))
+    if args.split == "10fold":
+        print()
+        print(markdown_table(result.folds))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,94 @@
+"""What every evaluation leaves behind: metrics.json, CSV and Markdown tables, a ROC curve and a score histogram."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from bench.atomic import atomic_path, write_json, write_text  # noqa: E402
+from protocols.metrics import roc  # noqa: E402
+
+Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]  # label -> (scores, labels)
+
+
+def summary_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Long table metric | value of the scalar entries of a summary."""
+    rows = [{"metric": key, "value": value} for key, value in summary.items() if isinstance(value, (int, float))]
+    return pd.DataFrame(rows)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    return frame.map(_format).to_markdown(index=False)
+
+
+def plot_roc(curves: Curves, path: Path, title: str) -> None:
+    """ROC with FAR on a log axis, one line per curve (the usual picture for TAR@FAR figures)."""
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    for label, (scores, labels) in curves.items():
+        fpr, tpr, _ = roc(scores, labels)
+        keep = fpr > 0
+        axis.plot(fpr[keep], tpr[keep], label=label)
+    axis.set_xscale("log")
+    axis.set_xlim(1e-4, 1)
+    axis.set_ylim(0, 1.01)
+    axis.set_xlabel("false accept rate")
+    axis.set_ylabel("true accept rate")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
+    plt.close(figure)
+
+
+def plot_score_histogram(scores: np.ndarray, labels: np.ndarray, path: Path, title: str,
+                         threshold: float | None = None) -> None:
+    """Genuine vs impostor score distributions, with the chosen threshold when there is one."""
+    frame = pd.DataFrame({"score": scores, "pair": np.where(np.asarray(labels) == 1, "genuine", "impostor")})
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    sns.histplot(frame, x="score", hue="pair", bins=60, stat="density", common_norm=False, element="step", ax=axis)
+    if threshold is not None:
+        axis.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+    axis.set_title(title)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
+    plt.close(figure)
+
+
+def write_report(out_dir: Path, title: str, summary: Mapping[str, Any], config: Mapping[str, Any],
+                 tables: Mapping[str, pd.DataFrame], curves: Curves,
+                 threshold: float | None = None) -> Path:
+    """Write metrics.json, metrics.csv, <table>.csv, metrics.md, roc.png and scores.png into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "metrics.json", {"title": title, "config": dict(config), "metrics": dict(summary)})
+    summary_table = summary_frame(summary)
+    write_text(out_dir / "metrics.csv", summary_table.to_csv(index=False))
+    sections = [f"# {title}\n", markdown_table(summary_table)]
+    for name, frame in tables.items():
+        write_text(out_dir / f"{name}.csv", frame.to_csv(index=False))
+        sections += [f"\n## {name}\n", markdown_table(frame)]
+    sections.append("\n![ROC](roc.png) ![scores](scores.png)\n")
+    write_text(out_dir / "metrics.md", "\n".join(sections) + "\n")
+    plot_roc(curves, out_dir / "roc.png", title)
+    all_scores = np.concatenate([s for s, _ in curves.values()])
+    all_labels = np.concatenate([l for _, l in curves.values()])
+    plot_score_histogram(all_scores, all_labels, out_dir / "scores.png", title, threshold)
+    return out_dir

@@ -1,0 +1,1 @@
+"""Face recognition: pretrained embedders, recognizer backbones, the dual-softmax trainer."""
