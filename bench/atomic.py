@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,5 +34,16 @@ def write_text(target: str | os.PathLike, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
+def _strict_json(value: Any) -> Any:
+    """NaN and infinity become null: JSON has no such numbers, and other tools reject them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(item) for item in value]
+    return value
+
+
 def write_json(target: str | os.PathLike, data: Any) -> None:
-    write_text(target, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    write_text(target, json.dumps(_strict_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -85,7 +85,7 @@ LFW_BY_HAND = (
     f"files from {LFW_URL} (or a mirror such as Kaggle's 'jessicali9530/lfw-dataset') and lay them out as "
     f"<data root>/{LFW_DIR}/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg plus <data root>/{LFW_DIR}/pairs.txt etc."
 )
-LFW_HOW_TO_GET = "run `python -m bench.data fetch lfw` when online. " + LFW_BY_HAND
+LFW_HOW_TO_GET = "run `python -m bench.data fetch lfw` when online, or by hand: " + LFW_BY_HAND
 
 
 def _fetch_lfw(root: Path) -> None:

@@ -22,12 +22,15 @@ Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]  # label -> (scores, labels
 
 def summary_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
     """Long table metric | value of the scalar entries of a summary."""
-    rows = [{"metric": key, "value": value} for key, value in summary.items() if isinstance(value, (int, float))]
-    return pd.DataFrame(rows)
+    rows = [{"metric": key, "value": value} for key, value in summary.items()
+            if value is None or isinstance(value, (int, float))]
+    return pd.DataFrame(rows, dtype=object)  # object keeps counts as integers beside float figures
 
 
 def _format(value: Any) -> str:
-    if isinstance(value, float):
+    if value is None:
+        return "n/a"
+    if isinstance(value, (float, np.floating)):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
     return str(value)
 

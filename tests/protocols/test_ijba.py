@@ -1,0 +1,104 @@
+"""IJB-A 1:1 protocol: pooling, parsers, and the whole path on the LFW-built format fixture (not IJB-A)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import UserError
+from protocols import ijba
+from protocols.embedding import FaceItem, load_loose_crop
+from protocols.ijba import evaluate_ijba, read_comparisons, read_metadata, template_features
+from protocols.ijba_fixture import build_ijba_fixture
+from protocols.lfw_files import LFWLayout
+from recognition.embedders import get_embedder
+
+
+def test_template_pooling_averages_media_first():
+    metadata = pd.DataFrame({"TEMPLATE_ID": [1, 1, 1, 2], "MEDIA_ID": [10, 10, 11, 12]})
+    features = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 4.0]])
+    templates = template_features(metadata, features, normalise_faces=False)
+    # media 10 -> (1, 0), media 11 -> (0, 1); template 1 = mean = (0.5, 0.5), normalised
+    np.testing.assert_allclose(templates[1], [np.sqrt(0.5), np.sqrt(0.5)])
+    np.testing.assert_allclose(templates[2], [0.6, 0.8])
+
+
+def test_missing_column_is_named(tmp_path):
+    path = tmp_path / "verify_metadata_1.csv"
+    path.write_text("TEMPLATE_ID,SUBJECT_ID,FILE,MEDIA_ID,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH\n1,1,a.jpg,1,1,0,0,5\n")
+    with pytest.raises(UserError, match="missing column FACE_HEIGHT"):
+        read_metadata(path)
+
+
+def test_bad_value_names_line(tmp_path):
+    path = tmp_path / "verify_metadata_1.csv"
+    path.write_text("TEMPLATE_ID,SUBJECT_ID,FILE,MEDIA_ID,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n"
+                    "1,1,a.jpg,1,1,0,0,5,5\n2,1,b.jpg,2,2,0,zero,5,5\n")
+    with pytest.raises(UserError, match=r"verify_metadata_1.csv:3: column FACE_Y"):
+        read_metadata(path)
+
+
+@pytest.mark.parametrize("text, message", [("1,2\n1;2\n", ":2: expected two template ids"),
+                                           ("1,2\n1,7\n", ":2: template 7 is not in")])
+def test_bad_comparisons(tmp_path, text, message):
+    path = tmp_path / "verify_comparisons_1.csv"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        read_comparisons(path, {1, 2})
+
+
+def test_protocol_folder_without_splits(tmp_path):
+    with pytest.raises(UserError, match="no split folders"):
+        ijba.find_splits(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(lfw_root, tmp_path_factory):
+    return build_ijba_fixture(lfw_root, tmp_path_factory.mktemp("ijba") / "fixture", splits=2, subjects=40,
+                              impostors=1000, seed=3, progress=False)
+
+
+@pytest.mark.data
+def test_fixture_layout_and_readme(fixture_dir):
+    assert "NOT IJB-A" in (fixture_dir / "README.txt").read_text()
+    split = ijba.load_split(fixture_dir, 1)
+    assert split.metadata.SUBJECT_ID.nunique() == 40
+    assert len(split.comparisons) >= 1000 + 40
+
+
+@pytest.mark.data
+def test_crop_by_box_recovers_the_lfw_face(lfw_root, tmp_path):
+    """With no box jitter, the loose crop from the canvas is the original LFW photo again."""
+    out = build_ijba_fixture(lfw_root, tmp_path / "exact", splits=1, subjects=5, impostors=5, jitter=0.0,
+                             progress=False)
+    metadata = pd.read_csv(out / "split1" / "verify_metadata_1.csv")
+    layout = LFWLayout(lfw_root)
+    for row in metadata.head(6).itertuples():
+        crop = load_loose_crop(FaceItem("k", out / "images" / row.FILE,
+                                        (row.FACE_X, row.FACE_Y, row.FACE_WIDTH, row.FACE_HEIGHT)))
+        name, number = row.LFW_SOURCE.rsplit("_", 1)
+        original = np.asarray(load_loose_crop(FaceItem("o", layout.image_path(name, int(number)))), dtype=float)
+        centre = slice(70, 180)  # the face box, always inside the canvas
+        difference = np.abs(np.asarray(crop, dtype=float)[centre, centre] - original[centre, centre]).mean()
+        assert difference < 12, f"{row.FILE}: crop differs from the LFW photo by {difference:.1f} grey levels"
+
+
+@pytest.mark.data
+def test_whole_ijba_path_on_fixture(fixture_dir, tmp_path, capsys):
+    result = evaluate_ijba(get_embedder("lbp"), fixture_dir, progress=False)
+    assert list(result.per_split.split) == [1, 2]
+    assert 0 < result.summary["tar@far=0.001_mean"] <= result.summary["tar@far=0.01_mean"] < 1
+    assert result.summary["auc_mean"] > 0.7  # template pooling of LBP features separates LFW people
+    assert ijba.main(["--protocol-dir", str(fixture_dir), "--embedder", "pixels", "--splits", "2",
+                      "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "roc.png").exists() and "tar@far=0.01" in capsys.readouterr().out
+
+
+@pytest.mark.data
+def test_missing_image_is_reported_with_its_path(fixture_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "broken"
+    shutil.copytree(fixture_dir, copy)
+    victim = pd.read_csv(copy / "split1" / "verify_metadata_1.csv").FILE.iloc[0]
+    (copy / "images" / victim).unlink()
+    with pytest.raises(UserError, match=victim):
+        evaluate_ijba(get_embedder("pixels"), copy, splits=[1], progress=False, use_cache=False)

@@ -1,0 +1,67 @@
+"""The LFW protocol end to end on the real LFW of the data root."""
+import json
+
+import numpy as np
+import pytest
+
+from protocols import lfw
+from protocols.lfw import evaluate_lfw, write_lfw_report
+from recognition.embedders import get_embedder
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def tenfold(lfw_root):
+    return evaluate_lfw(get_embedder("lbp"), lfw_root, "10fold", progress=False)
+
+
+def test_tenfold_protocol_on_real_lfw(tenfold):
+    summary = tenfold.summary
+    assert len(tenfold.folds) == 10 and len(tenfold.scores) == 6000 and tenfold.labels.sum() == 3000
+    # LBP histograms are a weak but real signal: clearly above chance, far below learned embeddings
+    assert 60 < summary["accuracy_percent"] < 85
+    assert summary["accuracy_std_percent"] > 0
+    assert summary["accuracy_stderr_percent"] == pytest.approx(summary["accuracy_std_percent"] / np.sqrt(10))
+    assert summary["auc"] > 0.6 and summary["100-eer_percent"] > 55
+    assert 0 <= summary["tar@far=0.001"] <= summary["tar@far=0.01"] <= 1
+    assert np.isnan(summary["tar@far=0.0001"])  # 3,000 impostor pairs cannot measure 1e-4
+    assert tenfold.folds.accuracy_percent.mean() == pytest.approx(summary["accuracy_percent"])
+
+
+def test_view1_and_cache_reuse(lfw_root, tenfold, monkeypatch):
+    embedder = get_embedder("lbp")
+    first = evaluate_lfw(embedder, lfw_root, "view1", progress=False)
+    assert 55 < first.summary["accuracy_percent"] < 85 and len(first.scores) == 1000
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr(type(embedder), "forward", refuse)
+    second = evaluate_lfw(embedder, lfw_root, "view1", progress=False)
+    np.testing.assert_array_equal(first.scores, second.scores)
+
+
+def test_flip_test_changes_features(lfw_root, tenfold):
+    flipped = evaluate_lfw(get_embedder("pixels"), lfw_root, "view1", flip=True, progress=False)
+    plain = evaluate_lfw(get_embedder("pixels"), lfw_root, "view1", progress=False)
+    assert not np.allclose(flipped.scores, plain.scores)
+    assert flipped.config["flip"] and not plain.config["flip"]
+
+
+def test_report_files(tenfold, tmp_path):
+    out = write_lfw_report(tenfold, tmp_path / "report")
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["metrics"]["accuracy_percent"] == pytest.approx(tenfold.summary["accuracy_percent"])
+    assert "accuracy_percent" in (out / "metrics.md").read_text()
+    assert (out / "folds.csv").read_text().count("\n") == 11
+    for picture in ("roc.png", "scores.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_writes_results_then_reuses_them(lfw_root, tmp_path, capsys, tenfold):
+    argv = ["--embedder", "lbp", "--split", "10fold", "--out", str(tmp_path / "cli"), "--data-root", str(lfw_root)]
+    assert lfw.main(argv) == 0
+    assert "accuracy_percent" in capsys.readouterr().out
+    assert lfw.main(argv) == 0
+    assert "cached" in capsys.readouterr().out
