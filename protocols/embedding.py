@@ -22,6 +22,7 @@ from tqdm import tqdm
 from bench.atomic import atomic_path
 from bench.cli import UserError
 from bench.data import cache_dir
+from generators.align import Aligner, get_aligner
 from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION, LFW_GEOMETRY_SIZE, Embedder
 
 log = logging.getLogger(__name__)
@@ -65,69 +66,95 @@ def load_loose_crop(item: FaceItem) -> Image.Image:
 
 
 class _FaceDataset(Dataset):
-    def __init__(self, items: Sequence[FaceItem], embedder: Embedder):
-        self.items, self.embedder = items, embedder
+    """Loose crops, transformed by the embedder unless they still need aligning (then PIL images)."""
+
+    def __init__(self, items: Sequence[FaceItem], embedder: Embedder, transform: bool):
+        self.items, self.embedder, self.transform = items, embedder, transform
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int):
         try:
-            return self.embedder.transform(load_loose_crop(self.items[index])), index, None
+            image = load_loose_crop(self.items[index])
+            return (self.embedder.transform(image) if self.transform else image), index, None
         except UserError as error:  # reported by the main process, not as a worker traceback
             return None, index, str(error)
 
 
 def _collate(samples):
     errors = [error for _, _, error in samples if error]
-    good = [(tensor, index) for tensor, index, error in samples if not error]
+    good = [(sample, index) for sample, index, error in samples if not error]
     if not good:
-        return None, torch.empty(0, dtype=torch.long), errors
-    tensors, indices = zip(*good)
-    return torch.stack(tensors), torch.tensor(indices), errors
+        return None, [], errors
+    samples, indices = zip(*good)
+    if isinstance(samples[0], torch.Tensor):
+        samples = torch.stack(samples)
+    return samples, list(indices), errors
+
+
+@dataclass
+class Embeddings:
+    """Features (N, D) float32 in item order, and whether a face was found when aligning each item."""
+
+    features: np.ndarray
+    face_found: np.ndarray
+
+    @property
+    def alignment_misses(self) -> int:
+        return int((~self.face_found).sum())
 
 
 class EmbeddingCache:
-    """Features by item key for one embedder, in one .npz file, written atomically."""
+    """Features (and 'face found') by item key for one embedder and aligner, in one .npz, written atomically."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.features: dict[str, np.ndarray] = {}
+        self.found: dict[str, bool] = {}
         if self.path.exists():
             with np.load(self.path, allow_pickle=False) as stored:
-                self.features = dict(zip(stored["keys"].tolist(), stored["features"]))
+                keys = stored["keys"].tolist()
+                self.features = dict(zip(keys, stored["features"]))
+                self.found = dict(zip(keys, stored["found"].tolist()))
 
     def save(self) -> None:
         keys = np.array(list(self.features), dtype=str)
         values = np.stack(list(self.features.values())) if self.features else np.zeros((0, 0), np.float32)
+        found = np.array([self.found[k] for k in self.features], dtype=bool)
         with atomic_path(self.path) as temporary:
-            np.savez(temporary, keys=keys, features=values)
+            np.savez(temporary, keys=keys, features=values, found=found)
 
 
 def embed_items(
     embedder: Embedder,
     items: Sequence[FaceItem],
+    aligner: Aligner | str = "mtcnn",
     batch_size: int = 64,
     workers: int = 2,
     flip: bool = False,
     use_cache: bool = True,
     progress: bool = True,
-) -> np.ndarray:
-    """Features (N, D) float32 of `items` in order. With `flip`, each feature is f(x) + f(mirror(x))."""
+) -> Embeddings:
+    """Embed `items` in order. Embedders with a crop geometry get aligned crops from `aligner`
+    (batched, in the main process); with `flip`, each feature is f(x) + f(mirror(x))."""
+    aligning = embedder.crop is not None
+    if aligning and isinstance(aligner, str):
+        aligner = get_aligner(aligner)
+    suffix = (f"-{aligner.name}" if aligning else "") + ("-flip" if flip else "")
     cache = None
     todo = list(range(len(items)))
     if use_cache:
-        cache = EmbeddingCache(cache_dir() / "embeddings" / f"{embedder.cache_key}{'-flip' if flip else ''}.npz")
+        cache = EmbeddingCache(cache_dir() / "embeddings" / f"{embedder.cache_key}{suffix}.npz")
         todo = [i for i, item in enumerate(items) if item.key not in cache.features]
         log.info("embedding cache %s: %d of %d items cached", cache.path, len(items) - len(todo), len(items))
-    computed: dict[int, np.ndarray] = {}
+    computed: dict[int, tuple[np.ndarray, bool]] = {}
     if todo:
         loader = DataLoader(
-            _FaceDataset([items[i] for i in todo], embedder),
+            _FaceDataset([items[i] for i in todo], embedder, transform=not aligning),
             batch_size=batch_size,
             num_workers=workers,
             collate_fn=_collate,
-            persistent_workers=False,
         )
         errors: list[str] = []
         with torch.inference_mode():
@@ -135,20 +162,30 @@ def embed_items(
                 errors += batch_errors
                 if batch is None or errors:
                     continue
+                found = np.ones(len(indices), dtype=bool)
+                if aligning:
+                    chips, found = aligner.chips(batch, embedder.crop)
+                    batch = torch.stack([embedder.transform(chip) for chip in chips])
                 features = embedder(batch)
                 if flip:
                     features = features + embedder(torch.flip(batch, dims=[-1]))
-                for index, feature in zip(indices.tolist(), features.float().numpy()):
-                    computed[todo[index]] = feature
+                for index, feature, hit in zip(indices, features.float().numpy(), found):
+                    computed[todo[index]] = (feature, bool(hit))
         if errors:
             shown = "\n  ".join(errors[:10])
             more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
             raise UserError(f"{len(errors)} image(s) could not be loaded:\n  {shown}{more}")
         if cache is not None:
-            cache.features.update({items[i].key: computed[i] for i in todo})
+            for i in todo:
+                cache.features[items[i].key], cache.found[items[i].key] = computed[i]
             cache.save()
-    rows = [computed[i] if i in computed else cache.features[item.key] for i, item in enumerate(items)]
-    return np.stack(rows).astype(np.float32)
+    rows = [computed[i] if i in computed else (cache.features[item.key], cache.found[item.key])
+            for i, item in enumerate(items)]
+    result = Embeddings(np.stack([r[0] for r in rows]).astype(np.float32), np.array([r[1] for r in rows]))
+    if aligning and result.alignment_misses:
+        log.warning("%s found no face in %d of %d images; used the centred-box fallback for them",
+                    aligner.name, result.alignment_misses, len(items))
+    return result
 
 
 def pair_similarity(features: np.ndarray, first: np.ndarray, second: np.ndarray, metric: str) -> np.ndarray:

