@@ -13,13 +13,14 @@ network C sees generated 108x108 faces in the geometry it was trained on. The cr
 to chin), which also suits the 3DMM, whose face region has no hair or ears.
 
 Points, in image orientation: left eye centre, right eye centre, nose tip, left and right mouth
-corner (MTCNN's five). The template values were measured, not copied: MTCNN run on the dlib chips
-(dlib-bin's detector, 5-point predictor and get_face_chip with padding 0.25) of 1,000 LFW DevTrain
-images, averaged and mapped back to the unit frame (`python -m generators.align --derive-template`).
+corner (MTCNN's five). The template values were measured, not copied: MTCNN's landmarks on 1,000
+LFW DevTrain photos mapped into the frame of dlib-bin's chips of the same photos (its detector,
+5-point predictor and get_face_chip) and averaged (`python -m generators.align --derive-template`).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,11 +36,11 @@ log = logging.getLogger(__name__)
 # Unit-frame template (x, y) of: left eye, right eye, nose tip, left mouth corner, right mouth corner.
 FIVE_POINT_TEMPLATE = np.array(
     [
-        [0.1725, 0.1066],
-        [0.7857, 0.1060],
-        [0.4758, 0.4636],
-        [0.2053, 0.7702],
-        [0.7507, 0.7731],
+        [0.2349, 0.2174],
+        [0.7795, 0.2172],
+        [0.5048, 0.5358],
+        [0.2631, 0.8126],
+        [0.7476, 0.8123],
     ]
 )
 
@@ -109,6 +110,11 @@ class Aligner:
         """Aligned crops and (N,) bool 'a face was found' (else the centred-box fallback was used)."""
         raise NotImplementedError
 
+    @property
+    def cache_tag(self) -> str:
+        """Identifies what this aligner produces, for embedding caches."""
+        return self.name
+
     def _count(self, found: np.ndarray) -> None:
         self.seen += len(found)
         self.misses += int((~found).sum())
@@ -153,6 +159,10 @@ class MTCNNAligner(Aligner):
                 best = int(np.argmin(np.linalg.norm(box_centres - centre, axis=1) - 0.5 * sides))
                 points[i], found[i] = mark[best], True
         return points, found
+
+    @property
+    def cache_tag(self) -> str:
+        return f"{self.name}-{hashlib.sha1(FIVE_POINT_TEMPLATE.tobytes()).hexdigest()[:8]}"
 
     def chips(self, images, geometry):
         points, found = self.landmarks(images)
@@ -209,7 +219,12 @@ def get_aligner(name: str) -> Aligner:
 
 
 def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
-    """Measure FIVE_POINT_TEMPLATE: MTCNN landmarks on dlib-bin's chips of LFW DevTrain images."""
+    """Measure FIVE_POINT_TEMPLATE in dlib's chip frame from MTCNN landmarks on LFW DevTrain photos.
+
+    MTCNN is run on the original photos (it is unreliable on tight chips). dlib's chip transform is
+    recovered by cutting the same chip out of a coordinate image (pixel values = x and y) and fitting
+    a similarity; the landmarks are mapped through it and averaged.
+    """
     import dlib  # reference implementation, installed for tests and benchmarks only
 
     from bench.data import data_root as resolve
@@ -217,21 +232,30 @@ def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
     from recognition.embedders.dlib_resnet import packaged_model_path
 
     layout = LFWLayout(resolve(data_root))
-    people = layout.people("peopleDevTrain.txt")
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_5_face_landmarks.dat")))
-    chips = []
-    for person in people:
-        image = dlib.load_rgb_image(str(layout.image_path(person.name, 1)))
-        faces = detector(image, 1)
-        if faces:
-            chip = dlib.get_face_chip(image, predictor(image, faces[0]), size=DLIB_CHIP.size, padding=DLIB_CHIP.padding)
-            chips.append(Image.fromarray(chip))
-        if len(chips) == limit:
-            break
     aligner = MTCNNAligner()
-    points, found = aligner.landmarks(chips)
-    mean_pixels = points[found].mean(0)
+    grid = np.stack(np.meshgrid(np.arange(10, 140, 8), np.arange(10, 140, 8)), -1).reshape(-1, 2).astype(float)
+    mapped = []
+    for person in layout.people("peopleDevTrain.txt")[:limit]:
+        photo = Image.open(layout.image_path(person.name, 1)).convert("RGB")
+        pixels = np.asarray(photo)
+        faces = detector(pixels, 1)
+        points, found = aligner.landmarks([photo])
+        if not faces or not found[0]:
+            continue
+        shape = predictor(pixels, faces[0])
+        height, width = pixels.shape[:2]
+        coordinates = np.zeros_like(pixels)
+        coordinates[..., 0] = np.arange(width)[None, :]
+        coordinates[..., 1] = np.arange(height)[:, None]
+        chip = dlib.get_face_chip(coordinates, shape, size=DLIB_CHIP.size, padding=DLIB_CHIP.padding).astype(float)
+        source = chip[grid[:, 1].astype(int), grid[:, 0].astype(int), :2]
+        inside = (source > 1).all(1) & (source[:, 0] < width - 2) & (source[:, 1] < height - 2)
+        to_chip = similarity_transform(source[inside], grid[inside])
+        mapped.append(points[0] @ to_chip[:, :2].T + to_chip[:, 2])
+    mean_pixels = np.mean(mapped, axis=0)
+    log.info("template from %d faces", len(mapped))
     return mean_pixels / DLIB_CHIP.size * (1 + 2 * DLIB_CHIP.padding) - DLIB_CHIP.padding
 
 

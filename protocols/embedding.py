@@ -141,7 +141,7 @@ def embed_items(
     aligning = embedder.crop is not None
     if aligning and isinstance(aligner, str):
         aligner = get_aligner(aligner)
-    suffix = (f"-{aligner.name}" if aligning else "") + ("-flip" if flip else "")
+    suffix = (f"-{aligner.cache_tag}" if aligning else "") + ("-flip" if flip else "")
     cache = None
     todo = list(range(len(items)))
     if use_cache:

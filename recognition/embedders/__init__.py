@@ -8,6 +8,6 @@ Every embedder takes *loose face crops in LFW geometry* (the face box centred, t
 box, as LFW's 250x250 images are) and its `transform` turns one such PIL image into its input tensor.
 """
 from recognition.embedders.registry import Embedder, get_embedder, list_embedders, register_embedder
-from recognition.embedders import baselines, dlib_resnet  # noqa: F401  (register their embedders)
+from recognition.embedders import baselines, dlib_resnet, facenet, nn4  # noqa: F401  (register their embedders)
 
 __all__ = ["Embedder", "get_embedder", "list_embedders", "register_embedder"]

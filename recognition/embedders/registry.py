@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import nn
+from pathlib import Path
 
 from bench.cli import UserError
 from generators.align import CropGeometry
@@ -73,3 +74,36 @@ def get_embedder(name: str, **kwargs: Any) -> Embedder:
     embedder = _REGISTRY[name](**kwargs)
     embedder.name = name
     return embedder.eval()
+
+
+def load_state_dict(model: nn.Module, path: Path) -> None:
+    """Load a state dict saved from `model`'s class; any mismatch is the user's file, named with its first bad key."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling refuses anything but tensors and plain containers
+        raise UserError(f"{path} is not a PyTorch state dict that can be loaded safely: {error}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a checkpoint that wraps the state dict
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} does not hold a state dict (a dict of tensors) of {type(model).__name__}; "
+                        f"save one with torch.save(model.state_dict(), PATH)")
+    expected = model.state_dict()
+    for key, value in expected.items():
+        if key not in state:
+            raise UserError(f"{path} is not a {type(model).__name__} state dict: key '{key}' is missing")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise UserError(f"{path} is not a {type(model).__name__} state dict: key '{key}' has shape "
+                            f"{tuple(state[key].shape)}, expected {tuple(value.shape)}")
+    unexpected = [key for key in state if key not in expected]
+    if unexpected:
+        raise UserError(f"{path} is not a {type(model).__name__} state dict: unexpected key '{unexpected[0]}'"
+                        + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    model.load_state_dict(state)
+
+
+def random_weights_fingerprint(network: nn.Module) -> str:
+    """A short hash of a network's weights, so two randomly initialised embedders never share a cache."""
+    digest = hashlib.sha1()
+    for tensor in network.state_dict().values():
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
