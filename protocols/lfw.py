@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())})")
+    parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, ...)")
     parser.add_argument("--split", choices=SPLITS, default="10fold")
     parser.add_argument("--flip", action="store_true", help="embed image + mirror image (flip test)")
     parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     if args.batch_size < 1 or args.workers < 0:
         raise UserError("--batch-size must be >= 1 and --workers >= 0")
-    embedder = get_embedder(args.embedder)
+    embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
     aligned = f"-{args.aligner}" if embedder.crop else ""
     out = args.out or Path("results/lfw") / f"{args.embedder}{aligned}-{args.split}{'-flip' if args.flip else ''}"
     stored = out / "metrics.json"

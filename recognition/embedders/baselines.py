@@ -22,6 +22,7 @@ def face_box_crop(image: Image.Image, box_scale: float) -> Image.Image:
     return TF.center_crop(image, [round(side), round(side)])
 
 
+@register_embedder("pixels")
 class PixelEmbedder(Embedder):
     metric = "cosine"
 
@@ -55,6 +56,7 @@ def _uniform_pattern_table(bits: int = 8) -> torch.Tensor:
     return table  # 58 uniform bins + 1 shared bin for 8 bits
 
 
+@register_embedder("lbp")
 class LBPEmbedder(Embedder):
     metric = "cosine"
 
@@ -82,13 +84,3 @@ class LBPEmbedder(Embedder):
         one_hot = F.one_hot(patterns, self.bins).permute(0, 3, 1, 2).float()
         histograms = F.adaptive_avg_pool2d(one_hot, self.config["grid"])
         return F.normalize(histograms.flatten(1).sqrt(), dim=1)
-
-
-@register_embedder("pixels")
-def pixels(**kwargs) -> Embedder:
-    return PixelEmbedder(**kwargs)
-
-
-@register_embedder("lbp")
-def lbp(**kwargs) -> Embedder:
-    return LBPEmbedder(**kwargs)

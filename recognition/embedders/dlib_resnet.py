@@ -16,7 +16,6 @@ compared by Euclidean distance (same person below 0.6).
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -28,25 +27,12 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from bench.cli import UserError
+from bench.data import packaged_model_path
 from generators.align import DLIB_CHIP
 from recognition.embedders.registry import Embedder, register_embedder
 from recognition.embedders.dlib_format import DlibFormatError, DlibNetwork, LayerRecord, read_network
 
 WEIGHTS_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-WEIGHTS_PACKAGE = "face-recognition-models"
-
-
-def packaged_model_path(filename: str) -> Path:
-    """A model file shipped by the PyPI package face-recognition-models, found without importing it
-    (its __init__ needs pkg_resources, which recent setuptools no longer has)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"{filename} comes with the PyPI package '{WEIGHTS_PACKAGE}': "
-                        f"pip install {WEIGHTS_PACKAGE}==0.3.0")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / filename
-    if not path.is_file():
-        raise UserError(f"{path} is missing; reinstall the package: pip install --force-reinstall {WEIGHTS_PACKAGE}")
-    return path
 
 
 def _dlib_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -209,6 +195,7 @@ def _load_affine(affine: Affine, record: LayerRecord) -> None:
     affine.shift.data.copy_(torch.from_numpy(flat[channels:]))
 
 
+@register_embedder("dlib-resnet")
 class DlibResNetEmbedder(Embedder):
     """The port as an embedder: aligned 150x150 chips in, 128-D descriptors out, differentiable."""
 
@@ -228,6 +215,7 @@ class DlibResNetEmbedder(Embedder):
         return self.network(self.network.normalise(chips_0_255))
 
 
+@register_embedder("dlib-bin")
 class DlibBinEmbedder(DlibResNetEmbedder):
     """dlib-bin's own `compute_face_descriptor` on the same chips: the reference the port is checked against."""
 
@@ -243,13 +231,3 @@ class DlibBinEmbedder(DlibResNetEmbedder):
     def forward(self, chips_0_255: torch.Tensor) -> torch.Tensor:
         chips = [np.ascontiguousarray(c) for c in chips_0_255.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()]
         return torch.tensor(np.array(self.reference.compute_face_descriptor(chips)), dtype=torch.float32)
-
-
-@register_embedder("dlib-resnet")
-def dlib_resnet(**kwargs) -> Embedder:
-    return DlibResNetEmbedder(**kwargs)
-
-
-@register_embedder("dlib-bin")
-def dlib_bin(**kwargs) -> Embedder:
-    return DlibBinEmbedder(**kwargs)

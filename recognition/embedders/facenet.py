@@ -32,6 +32,7 @@ def weight_candidates(filename: str) -> list[Path]:
     return [data_root() / "models" / filename, torch_home.expanduser() / "checkpoints" / filename]
 
 
+@register_embedder("inception-resnet-v1")
 class InceptionResnetV1Embedder(Embedder):
     metric = "cosine"
     crop = CropGeometry(160, 0.4)
@@ -69,8 +70,3 @@ class InceptionResnetV1Embedder(Embedder):
 
     def forward(self, standardised: torch.Tensor) -> torch.Tensor:
         return self.network(standardised)
-
-
-@register_embedder("inception-resnet-v1")
-def inception_resnet_v1(**kwargs) -> Embedder:
-    return InceptionResnetV1Embedder(**kwargs)

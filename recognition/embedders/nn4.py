@@ -196,6 +196,7 @@ def default_weights_path() -> Path:
     return data_root() / "models" / WEIGHTS_FILE
 
 
+@register_embedder("facenet-nn4")
 class NN4Embedder(Embedder):
     """nn4.small2 as an embedder: aligned 96x96 crops in, 128-D unit-norm features out, differentiable.
 
@@ -240,8 +241,3 @@ class NN4Embedder(Embedder):
 
     def forward(self, images_0_1: torch.Tensor) -> torch.Tensor:
         return self.network(images_0_1)
-
-
-@register_embedder("facenet-nn4")
-def facenet_nn4(**kwargs) -> Embedder:
-    return NN4Embedder(**kwargs)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import hashlib
 import json
 from collections.abc import Callable
@@ -52,7 +53,7 @@ _REGISTRY: dict[str, Callable[..., Embedder]] = {}
 
 
 def register_embedder(name: str):
-    """Decorator: register a factory `(**kwargs) -> Embedder` under `name`."""
+    """Decorator: register an Embedder class (or a factory `(**options) -> Embedder`) under `name`."""
 
     def decorate(factory: Callable[..., Embedder]) -> Callable[..., Embedder]:
         if name in _REGISTRY:
@@ -67,11 +68,22 @@ def list_embedders(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
+def _accepted_options(factory: Callable[..., Embedder]) -> set[str]:
+    """Keyword options a registered embedder class (or factory) takes."""
+    parameters = inspect.signature(factory).parameters
+    return {n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 def get_embedder(name: str, **kwargs: Any) -> Embedder:
     """Build the embedder registered as `name`; an unknown name lists the known ones."""
     if name not in _REGISTRY:
         raise UserError(f"unknown embedder '{name}'; known embedders: {', '.join(list_embedders())}")
-    embedder = _REGISTRY[name](**kwargs)
+    factory = _REGISTRY[name]
+    accepted = _accepted_options(factory)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise UserError(f"embedder '{name}' has no option {', '.join(unknown)}; its options: {', '.join(sorted(accepted)) or 'none'}")
+    embedder = factory(**kwargs)
     embedder.name = name
     return embedder.eval()
 

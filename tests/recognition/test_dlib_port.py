@@ -8,7 +8,8 @@ import torch
 from bench.cli import UserError
 from protocols.lfw_files import LFWLayout
 from recognition.embedders.dlib_format import DlibFormatError, read_network
-from recognition.embedders.dlib_resnet import WEIGHTS_FILE, DlibFaceResNet, packaged_model_path
+from bench.data import packaged_model_path
+from recognition.embedders.dlib_resnet import WEIGHTS_FILE, DlibFaceResNet
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +94,23 @@ def test_port_matches_dlib_bin_on_200_real_lfw_chips(port, lfw_root):
         ported = port(port.normalise(batch)).numpy()
     assert ported.shape == expected.shape == (200, 128)
     assert np.abs(ported - expected).max() < 1e-3
+
+
+@pytest.mark.data
+def test_port_separates_real_lfw_pairs_with_mtcnn_alignment(lfw_root):
+    """50 matched + 50 mismatched View 1 test pairs, dlib's own threshold 0.6 on Euclidean distance."""
+    from protocols.embedding import FaceItem, embed_items
+    from recognition.embedders import get_embedder
+
+    layout = LFWLayout(lfw_root)
+    pairs = layout.pairs("pairsDevTest.txt")
+    chosen = pairs[:50] + pairs[500:550]
+    items = [FaceItem(f"{p.name1}/{p.image1}", layout.image_path(p.name1, p.image1)) for p in chosen] + \
+            [FaceItem(f"{p.name2}/{p.image2}", layout.image_path(p.name2, p.image2)) for p in chosen]
+    embeddings = embed_items(get_embedder("dlib-resnet"), items, aligner="mtcnn", use_cache=False, progress=False,
+                             workers=0)
+    first, second = embeddings.features[:100], embeddings.features[100:]
+    same = np.linalg.norm(first - second, axis=1) < 0.6
+    truth = np.array([p.same for p in chosen])
+    assert (same == truth).mean() >= 0.95
+    assert embeddings.alignment_misses <= 2
