@@ -259,18 +259,60 @@ def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
     return mean_pixels / DLIB_CHIP.size * (1 + 2 * DLIB_CHIP.padding) - DLIB_CHIP.padding
 
 
+def alignment_contact_sheet(images: Sequence[Image.Image], aligners: Sequence[Aligner], geometry: CropGeometry,
+                            out_path, template_dots: bool = True) -> None:
+    """One column per image: the input, then one aligned crop per aligner (template points in red)."""
+    from torchvision.transforms.functional import to_tensor
+    from torchvision.utils import save_image
+
+    from bench.atomic import atomic_path
+
+    tiles = [[to_tensor(image.convert("RGB").resize((geometry.size, geometry.size))) for image in images]]
+    for aligner in aligners:
+        chips, _ = aligner.chips(images, geometry)
+        row = []
+        for chip in chips:
+            tile = to_tensor(chip)
+            if template_dots:
+                for x, y in geometry.template().round().astype(int):
+                    tile[:, max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = torch.tensor([1.0, 0, 0])[:, None, None]
+            row.append(tile)
+        tiles.append(row)
+    grid = torch.stack([tile for row in tiles for tile in row])
+    with atomic_path(out_path) as temporary:
+        save_image(grid, temporary, nrow=len(images), padding=2, pad_value=1.0, format="png")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generators.align", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--derive-template", action="store_true", help="measure the 5-point template (needs dlib-bin)")
     parser.add_argument("--limit", type=int, default=1000)
+    parser.add_argument("--contact-sheet", default=None, metavar="PNG",
+                        help="write LFW DevTest photos with their MTCNN and dlib-bin alignments (canonical crop)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     if args.derive_template:
         template = derive_template(args.data_root, args.limit)
         print(np.array2string(template, precision=4, separator=", "))
+    if args.contact_sheet:
+        from bench.data import data_root as resolve
+        from protocols.lfw_files import LFWLayout
+
+        layout = LFWLayout(resolve(args.data_root))
+        people = layout.people("peopleDevTest.txt")[:: max(1, 1711 // min(args.limit, 12))][: min(args.limit, 12)]
+        images = [Image.open(layout.image_path(p.name, 1)).convert("RGB") for p in people]
+        aligners = [MTCNNAligner()] + ([DlibChipAligner()] if _has_dlib() else [])
+        alignment_contact_sheet(images, aligners, CANONICAL_CROP, args.contact_sheet)
+        print(f"rows: input, {', '.join(a.name for a in aligners)} -> {args.contact_sheet}")
     return 0
+
+
+def _has_dlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dlib") is not None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""3D morphable models: one internal schema, loaders for real model formats, sampling and rendering."""
