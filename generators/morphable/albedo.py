@@ -36,7 +36,7 @@ def skin_tone(position: float) -> np.ndarray:
 def procedural_albedo(model: MorphableModel, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """(V, 3) albedo in [0, 1] and the parameters drawn, for one identity."""
     tone_position = float(rng.beta(1.3, 1.6))
-    undertone = np.array([1.0, 0.985, 0.96]) ** rng.normal(0, 1)  # warmer or cooler, never green or purple
+    undertone = np.array([1.0, 0.97, 0.93]) ** abs(rng.normal(0.5, 0.5))  # more or less warm, never cool
     skin = np.clip(skin_tone(tone_position) * undertone * rng.uniform(0.95, 1.03), 0, 1)
     vertices = model.mean_shape
     albedo = np.tile(skin, (model.num_vertices, 1))

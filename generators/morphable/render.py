@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torchvision  # noqa: F401  loaded before Mesa's llvmpipe: importing it after an EGL context segfaults
 
 from bench.cli import UserError
 from generators.align import CANONICAL_CROP, CropGeometry, similarity_transform
