@@ -19,6 +19,10 @@ endif
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# headless OpenGL for the renderer (Mesa's EGL); needs root, as on CI and the dev machines
+	@if ! ldconfig -p | grep -q libEGL_mesa; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 >/dev/null; \
+		else echo "warning: install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 (Debian) for rendering"; fi; fi
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

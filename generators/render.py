@@ -106,6 +106,8 @@ def render_dataset(config: RenderConfig, out: Path, progress: bool = True) -> pd
                             "choose another --out or delete it")
     else:
         write_json(stored_config, asdict(config))
+    for stale in out.rglob(".tmp-*"):  # left by a killed run; never read
+        stale.unlink()
     model = load_render_model(config)
     todo = [i for i in range(config.identities) if not (identity_folder(out, i) / "metadata.csv").exists()]
     if todo:

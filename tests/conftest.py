@@ -29,3 +29,19 @@ def lfw_root() -> Path:
     if not (root / "lfw-py" / "lfw-deepfunneled").is_dir() or not (root / "lfw-py" / "pairs.txt").is_file():
         pytest.skip(f"real LFW not found under the data root {root} (set FACEBENCH_DATA; CI uses ../shared/data)")
     return root
+
+
+@pytest.fixture(scope="session")
+def ict_archive() -> Path:
+    """The ICT-FaceKit archive of the data root; skips when it is absent."""
+    path = resolve_data_root() / "ICT-FaceKit.tar.xz"
+    if not path.is_file():
+        pytest.skip(f"ICT-FaceKit.tar.xz not found in the data root {path.parent} (CI uses ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ict_model(ict_archive):
+    from generators.morphable.ict import load_ict
+
+    return load_ict(ict_archive)
