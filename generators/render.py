@@ -84,7 +84,7 @@ def _batches(model: MorphableModel, config: RenderConfig, todo: Sequence[int]) -
         yield batch
 
 
-def _save_image(pixels: np.ndarray, path: Path, image_format: str) -> None:
+def save_image_atomically(pixels: np.ndarray, path: Path, image_format: str) -> None:
     with atomic_path(path) as temporary:
         if image_format == "png":
             Image.fromarray(pixels).save(temporary, format="PNG", compress_level=1)
@@ -125,7 +125,7 @@ def render_dataset(config: RenderConfig, out: Path, progress: bool = True) -> pd
                 for (person, sample), pixels, marks in zip(batch, images, landmarks):
                     folder = identity_folder(out, sample.identity)
                     name = f"{sample.image:03d}.{config.image_format}"
-                    _save_image(pixels, folder / name, config.image_format)
+                    save_image_atomically(pixels, folder / name, config.image_format)
                     row = {"file": f"{folder.name}/{name}", **sample.record(model.expression_names),
                            **{f"albedo_{k}": json.dumps(v) for k, v in person.albedo_parameters.items()},
                            **{f"lm{k}_{axis}": float(marks[k, a]) for k in range(68) for a, axis in enumerate("xy")}}

@@ -29,7 +29,7 @@ def real_chips(root, count: int) -> torch.Tensor:
     people = layout.people("peopleDevTest.txt")
     images = [Image.open(layout.image_path(p.name, 1)).convert("RGB") for p in people[:count]]
     chips, _ = DlibChipAligner().chips(images, DLIB_CHIP)
-    return torch.stack([torch.from_numpy(np.asarray(c)).permute(2, 0, 1).float() for c in chips])
+    return torch.stack([torch.from_numpy(np.array(c)).permute(2, 0, 1).float() for c in chips])
 
 
 def time_variant(forward, batches: list[torch.Tensor]) -> float:

@@ -3,7 +3,7 @@
     python -m bench.perf.render [--images 2048] [--batch-size 64] [--processes 1]
 
 Times, side by side in one run: sampling + shape assembly, rendering + alignment (the renderer's
-own work), and optionally encoding PNG/JPEG (no disk writes), in images/s; reports peak resident
+own work), encoding PNG/JPEG in memory, and writing PNG files as `generators.render` does, in images/s; reports peak resident
 memory (ru_maxrss) and its growth between the first and the last quarter of the run, which must be
 near zero for memory not to grow with the number of images.
 """
@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import io
 import resource
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -23,7 +26,7 @@ from bench.perf.record import write_record
 from generators.align import CANONICAL_CROP
 from generators.morphable.render import FaceRenderer, RenderBatch, rotation_matrix
 from generators.morphable.sampling import sample_identity, sample_image
-from generators.render import RenderConfig, load_render_model
+from generators.render import RenderConfig, save_image_atomically, load_render_model
 
 
 def peak_rss_mb() -> float:
@@ -42,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     model = load_render_model(RenderConfig(keep_triangles=args.keep_triangles))
     renderer = FaceRenderer(model, CANONICAL_CROP, args.batch_size)
-    timings = {"sample": 0.0, "render": 0.0, "png": 0.0, "jpg": 0.0}
+    timings = {"sample": 0.0, "render": 0.0, "png": 0.0, "jpg": 0.0, "write": 0.0}
+    scratch = Path(tempfile.mkdtemp(prefix="facebench-render-"))
     rss = []
     done = 0
     identity_cache = {}
@@ -70,8 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for pixels in images:
                 Image.fromarray(pixels).save(io.BytesIO(), **options)
             timings[name] += time.perf_counter() - start
+        start = time.perf_counter()
+        for offset, pixels in enumerate(images):  # as generators.render writes: PNG, temporary name, rename
+            save_image_atomically(pixels, scratch / f"{(done + offset) // 1000:04d}" / f"{done + offset:06d}.png", "png")
+        timings["write"] += time.perf_counter() - start
         done += count
         rss.append(peak_rss_mb())
+    shutil.rmtree(scratch)
     total = args.images
     rows = [
         {"stage": "sample + shapes (numpy)", "images_per_s": total / timings["sample"]},
@@ -81,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"stage": "end to end, PNG (sample + render + encode)",
          "images_per_s": total / (timings["sample"] + timings["render"] + timings["png"])},
         {"stage": "end to end, JPEG", "images_per_s": total / (timings["sample"] + timings["render"] + timings["jpg"])},
+        {"stage": "end to end, PNG written to disk atomically",
+         "images_per_s": total / (timings["sample"] + timings["render"] + timings["write"])},
     ]
     quarter = max(1, len(rss) // 4)
     notes = (f"{total} images, batch {args.batch_size}, {len(model.triangles)} triangles per face, one process. "

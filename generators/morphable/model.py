@@ -50,6 +50,11 @@ class MorphableModel:
     expression_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # contiguous float32 arrays: `shape` is a matrix product per image, it must not copy the basis
+        for key in ("mean_shape", "identity_basis", "expression_basis", "albedo_mean", "albedo_basis", "uvs"):
+            value = getattr(self, key)
+            if value is not None:
+                setattr(self, key, np.ascontiguousarray(value, dtype=np.float32))
         self.validate()
 
     @property
@@ -80,10 +85,13 @@ class MorphableModel:
 
     def shape(self, identity: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
         """Vertices (V, 3) for identity coefficients (and expression coefficients or weights)."""
-        vertices = self.mean_shape + np.tensordot(identity, self.identity_basis[: len(identity)], axes=1)
+        count = self.num_vertices * 3
+        identity = np.asarray(identity, dtype=np.float32)
+        flat = self.mean_shape.reshape(-1) + identity @ self.identity_basis[: len(identity)].reshape(len(identity), count)
         if expression is not None and len(expression):
-            vertices = vertices + np.tensordot(expression, self.expression_basis[: len(expression)], axes=1)
-        return vertices.astype(np.float32)
+            expression = np.asarray(expression, dtype=np.float32)
+            flat = flat + expression @ self.expression_basis[: len(expression)].reshape(len(expression), count)
+        return flat.reshape(-1, 3)
 
     def albedo(self, coefficients: np.ndarray) -> np.ndarray | None:
         """Per-vertex RGB in [0, 1] from colour coefficients, or None when the model has no colour model."""
