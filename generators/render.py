@@ -30,7 +30,7 @@ from bench.cli import UserError, add_common_arguments, run_main, setup_logging
 from generators.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.model import MorphableModel, load_model
-from generators.morphable.render import FaceRenderer, RenderBatch, rotation_matrix
+from generators.morphable.render import FaceRenderer, batch_from_samples
 from generators.morphable.sampling import SamplingConfig, sample_identity, sample_image
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,7 @@ def render_dataset(config: RenderConfig, out: Path, progress: bool = True) -> pd
         pending: dict[int, list[dict]] = {}
         with tqdm(total=len(todo) * config.per_identity, desc="render", unit="img", disable=not progress) as bar:
             for batch in _batches(model, config, todo):
-                images, landmarks = renderer.render(RenderBatch(
-                    vertices=np.stack([model.shape(person.identity, sample.expression) for person, sample in batch]),
-                    albedo=np.stack([person.albedo for person, _ in batch]),
-                    rotations=np.stack([rotation_matrix(s.yaw, s.pitch, s.roll) for _, s in batch]),
-                    sh=np.stack([s.sh for _, s in batch]),
-                    distance_mm=np.array([s.distance_mm for _, s in batch])))
+                images, landmarks = renderer.render(batch_from_samples(model, batch))
                 for (person, sample), pixels, marks in zip(batch, images, landmarks):
                     folder = identity_folder(out, sample.identity)
                     name = f"{sample.image:03d}.{config.image_format}"

@@ -24,7 +24,7 @@ from PIL import Image
 from bench.cli import add_common_arguments, run_main, setup_logging
 from bench.perf.record import write_record
 from generators.align import CANONICAL_CROP
-from generators.morphable.render import FaceRenderer, RenderBatch, rotation_matrix
+from generators.morphable.render import FaceRenderer, batch_from_samples
 from generators.morphable.sampling import sample_identity, sample_image
 from generators.render import RenderConfig, save_image_atomically, load_render_model
 
@@ -60,11 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 identity_cache.clear()
                 identity_cache[identity] = sample_identity(model, 0, identity)
             samples.append((identity_cache[identity], sample_image(model, 0, identity, k % args.per_identity)))
-        batch = RenderBatch(
-            vertices=np.stack([model.shape(p.identity, s.expression) for p, s in samples]),
-            albedo=np.stack([p.albedo for p, _ in samples]),
-            rotations=np.stack([rotation_matrix(s.yaw, s.pitch, s.roll) for _, s in samples]),
-            sh=np.stack([s.sh for _, s in samples]), distance_mm=np.array([s.distance_mm for _, s in samples]))
+        batch = batch_from_samples(model, samples)
         timings["sample"] += time.perf_counter() - start
         start = time.perf_counter()
         images, _ = renderer.render(batch)

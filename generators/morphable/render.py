@@ -86,6 +86,19 @@ class RenderBatch:
     distance_mm: np.ndarray  # (B,)
 
 
+def batch_from_samples(model: MorphableModel, samples) -> RenderBatch:
+    """A RenderBatch from (IdentitySample, ImageSample) pairs (see `generators.morphable.sampling`).
+
+    The light is scaled by each identity's exposure, as a camera's auto-exposure would."""
+    return RenderBatch(
+        vertices=np.stack([model.shape(person.identity, image.expression) for person, image in samples]),
+        albedo=np.stack([person.albedo for person, _ in samples]),
+        rotations=np.stack([rotation_matrix(image.yaw, image.pitch, image.roll) for _, image in samples]),
+        sh=np.stack([image.sh * person.exposure for person, image in samples]),
+        distance_mm=np.array([image.distance_mm for _, image in samples]),
+    )
+
+
 class FaceRenderer:
     """Created once, reused for every batch: one EGL context, one program, one tiled framebuffer."""
 

@@ -15,7 +15,9 @@ Distributions (documented defaults of `SamplingConfig`, chosen to cover what the
   U(-90, 90) deg, elevation U(-30, 60) deg, in front of the face), each channel tinted by N(1, 0.03);
   with probability 0.05 extreme: ambient U(0.15, 0.3), directional U(0.7, 1.1); converted to the 9
   spherical-harmonics coefficients per channel;
-- camera distance U(450, 1500) mm (perspective strength; alignment removes the scale).
+- camera distance U(450, 1500) mm (perspective strength; alignment removes the scale);
+- exposure per identity: light times sqrt(0.45 / mean face albedo luminance), clipped to [0.85, 2.2],
+  a partial auto-exposure as cameras apply (dark skin stays darker, but is not rendered near black).
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class IdentitySample:
     identity: np.ndarray  # (K_id,)
     albedo: np.ndarray  # (V, 3)
     albedo_parameters: dict
+    exposure: float = 1.0  # light multiplier: partial auto-exposure, so dark skin is not rendered near black
 
 
 @dataclass
@@ -94,7 +97,11 @@ def sample_identity(model: MorphableModel, seed: int, index: int, config: Sampli
         albedo, parameters = model.albedo(colour_coefficients), {"colour_pca": colour_coefficients.tolist()}
     else:
         albedo, parameters = procedural_albedo(model, rng)
-    return IdentitySample(index, identity, albedo, parameters)
+    face = model.regions.get("face", np.ones(model.num_vertices, dtype=bool))
+    luminance = float((albedo[face] @ np.array([0.2126, 0.7152, 0.0722])).mean())
+    exposure = float(np.clip((0.45 / max(luminance, 1e-3)) ** 0.5, 0.85, 2.2))
+    parameters["exposure"] = exposure
+    return IdentitySample(index, identity, albedo, parameters, exposure)
 
 
 def _blendshape_weights(model: MorphableModel, rng: np.random.Generator, strong: bool) -> np.ndarray:
