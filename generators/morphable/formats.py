@@ -44,10 +44,11 @@ flame    FLAME `generic_model.pkl` (also male/female_model.pkl), a Python 2 pick
          numpy arrays or chumpy `Ch` objects (the array is the `x` entry of their pickled __dict__),
          plus a scipy.sparse J_regressor. Read WITHOUT chumpy or the pickle's own classes: the
          unpickler resolves only numpy array/dtype/scalar reconstructors and a few harmless builtins
-         (set, frozenset, object, slice, complex, bytearray, _codecs.encode, copyreg's
-         reconstructors); any chumpy or scipy.sparse class becomes an inert stand-in that only keeps
-         its pickled state; every other global (os.system, builtins.eval, ...) is refused with a
-         UserError before anything runs. Python 2 pickles need encoding="latin1", which is used.
+         (set, frozenset, object, slice, complex, bytearray, copyreg's reconstructors, and
+         _codecs.encode for text encodings only); any chumpy or scipy.sparse class becomes an inert
+         stand-in that only keeps its pickled state; every other global (os.system, builtins.eval,
+         ...) is refused with a UserError before anything runs. Python 2 pickles need
+         encoding="latin1", which is used.
          v_template (V x 3) in metres -> x1000 to mm; shapedirs (V x 3 x K) in metres: the first 300
          components are identity, the rest (100 in FLAME 2017-2023) expression (expression_kind
          "pca"). Assumption: FLAME's shape and expression components are already scaled by their
@@ -212,8 +213,8 @@ def _build(fmt: str, path: Path, mean: np.ndarray, identity: np.ndarray, triangl
         expression = np.zeros((0, len(mean), 3), dtype=np.float32)
     try:
         return MorphableModel(name=f"{fmt}-{path.stem}", mean_shape=mean.astype(np.float32),
-                              identity_basis=np.asarray(identity, dtype=np.float32),
-                              expression_basis=np.asarray(expression, dtype=np.float32),
+                              identity_basis=np.ascontiguousarray(identity, dtype=np.float32),
+                              expression_basis=np.ascontiguousarray(expression, dtype=np.float32),
                               triangles=triangles.astype(np.int32), **optional)
     except ValueError as error:
         raise UserError(f"{path}: the converted {fmt} model is inconsistent ({error}); "
@@ -280,7 +281,8 @@ def read_bfm2009(path: Path) -> MorphableModel:
     path = Path(path)
     what = "format bfm2009 reads PublicMM1/01_MorphableModel.mat of the Basel Face Model 2009"
     mat = _load_mat(path, "bfm2009")
-    fields = {k: _require(mat, k, path, what) for k in ("shapeMU", "shapePC", "shapeEV", "texMU", "texPC", "texEV", "tl")}
+    names = ("shapeMU", "shapePC", "shapeEV", "texMU", "texPC", "texEV", "tl")
+    fields = {k: _require(mat, k, path, what) for k in names}
     mean = _flat_vertices(fields["shapeMU"], path, "shapeMU") * MICROMETRES_TO_MM
     v = len(mean)
     identity = _scaled_basis(fields["shapePC"], fields["shapeEV"] * MICROMETRES_TO_MM, v, path, "shapePC")
@@ -388,6 +390,14 @@ def _numpy_core(submodule: str):
     raise ImportError(submodule)
 
 
+def _text_to_bytes(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` limited to text encodings (no zlib/bz2 codecs: no decompression bombs)."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "").replace("_", "") not in (
+            "latin1", "iso88591", "utf8", "ascii"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode(encoding)
+
+
 _SAFE_BUILTINS = {"set", "frozenset", "object", "slice", "complex", "bytearray"}
 _SAFE_NUMPY_CORE = {("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")}
 _MODULE_RENAMES = {"__builtin__": "builtins", "copy_reg": "copyreg"}  # Python 2 names
@@ -404,8 +414,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         module = _MODULE_RENAMES.get(module, module)
         if module == "builtins" and name in _SAFE_BUILTINS:
             return getattr(__import__("builtins"), name)
-        if (module, name) in {("copyreg", "_reconstructor"), ("copyreg", "__newobj__"), ("_codecs", "encode")}:
+        if (module, name) in {("copyreg", "_reconstructor"), ("copyreg", "__newobj__")}:
             return getattr(importlib.import_module(module), name)
+        if (module, name) == ("_codecs", "encode"):  # how Python 3 protocol-2 pickles write bytes
+            return _text_to_bytes
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
         for prefix in ("numpy.core.", "numpy._core."):

@@ -157,12 +157,19 @@ def register_format(name: str, suffixes: tuple[str, ...], description: str):
     return decorate
 
 
+def _register_builtin_formats() -> None:
+    """Import the modules whose readers register themselves (lazily: they import this module)."""
+    from generators.morphable import formats, ict  # noqa: F401
+
+
 def list_formats() -> list[str]:
+    _register_builtin_formats()
     return sorted(_FORMATS)
 
 
 def load_model(path: str | Path, format: str | None = None) -> MorphableModel:
     """Read a model file (or folder) in the named format, or the format its name matches."""
+    _register_builtin_formats()
     path = Path(path)
     if not path.exists():
         raise UserError(f"3DMM file not found: {path}")

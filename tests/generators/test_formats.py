@@ -59,7 +59,8 @@ def head_ellipsoid(rings: int = 3, segments: int = 6) -> tuple[np.ndarray, np.nd
     for s in range(segments):
         triangles.append((0, ring(1, s), ring(1, s + 1)))
         for r in range(1, rings):
-            triangles += [(ring(r, s), ring(r + 1, s), ring(r + 1, s + 1)), (ring(r, s), ring(r + 1, s + 1), ring(r, s + 1))]
+            triangles += [(ring(r, s), ring(r + 1, s), ring(r + 1, s + 1)),
+                          (ring(r, s), ring(r + 1, s + 1), ring(r, s + 1))]
         triangles.append((bottom, ring(rings, s + 1), ring(rings, s)))
     triangles = np.array(triangles)
     outward = outward_scores(vertices, triangles)
@@ -145,7 +146,8 @@ def test_bfm2009(tmp_path, winding):
         assert model.expression_kind == "pca" and model.expression_basis.shape == (0, 20, 3)
         np.testing.assert_allclose(model.albedo_mean, as_vertices(written["texMU"]) / 255, atol=1e-6)
         assert 0 <= model.albedo_mean.min() and model.albedo_mean.max() <= 1
-        np.testing.assert_allclose(model.albedo_basis, as_components(written["texPC"], written["texEV"] / 255), atol=1e-6)
+        np.testing.assert_allclose(model.albedo_basis, as_components(written["texPC"], written["texEV"] / 255),
+                                   atol=1e-6)
         assert model.landmarks_68 is None
 
 
@@ -209,7 +211,8 @@ def test_bfm2017(tmp_path):
         check_common(model, w["vertices"] + as_vertices(w["expression/model/mean"]))  # plus the mean expression
         np.testing.assert_allclose(model.identity_basis, as_components(w["shape/model/pcaBasis"], [5, 3, 1]), atol=1e-5)
         assert model.expression_kind == "pca"
-        np.testing.assert_allclose(model.expression_basis, as_components(w["expression/model/pcaBasis"], [2, 1]), atol=1e-5)
+        np.testing.assert_allclose(model.expression_basis, as_components(w["expression/model/pcaBasis"], [2, 1]),
+                                   atol=1e-5)
         np.testing.assert_array_equal(model.triangles, w["triangles"])
         check_mask_outward(model)
         np.testing.assert_allclose(model.albedo_mean, as_vertices(w["color/model/mean"]), atol=1e-6)
@@ -263,7 +266,7 @@ def fake_chumpy():
                 sys.modules[name] = value
 
 
-def write_flame(path, drop: str | None = None, inward: bool = True) -> dict:
+def write_flame(path, drop: str | None = None, inward: bool = True, protocol: int = 2) -> dict:
     rng = np.random.default_rng(RNG_SEED + 2)
     vertices, triangles = head_ellipsoid()
     v = len(vertices)
@@ -282,7 +285,10 @@ def write_flame(path, drop: str | None = None, inward: bool = True) -> dict:
         }
         if drop:
             del content[drop]
-        path.write_bytes(pickle.dumps(content, protocol=2))  # the protocol of FLAME's Python 2 files
+        data = pickle.dumps(content, protocol=protocol)  # 2: FLAME's Python 2 files
+        if protocol == 2:  # and numpy 1's module names, as in the released files
+            data = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+        path.write_bytes(data)
     assert b"chumpy.ch" in path.read_bytes()
     return {"vertices": vertices, "triangles": triangles, "shapedirs": shapedirs}
 
@@ -295,9 +301,10 @@ def no_chumpy(monkeypatch):
         import chumpy  # noqa: F401
 
 
-def test_flame(tmp_path, no_chumpy):
+@pytest.mark.parametrize("protocol", [2, 0, 5])
+def test_flame(tmp_path, no_chumpy, protocol):
     path = tmp_path / "generic_model.pkl"
-    w = write_flame(path)
+    w = write_flame(path, protocol=protocol)
     for model in (load_model(path, format="flame"), load_model(path)):
         assert model.name == "flame-generic_model"
         check_common(model, w["vertices"] * 1000)
@@ -337,6 +344,15 @@ def test_flame_refuses_foreign_globals(tmp_path, function):
     with pytest.raises(UserError, match=r"generic_model\.pkl: refusing to unpickle '(posix|nt|os|builtins)\."):
         load_model(path, format="flame")
     assert not marker.exists()
+
+
+def test_flame_refuses_binary_codecs(tmp_path):
+    path = tmp_path / "generic_model.pkl"
+    # {"v_template": _codecs.encode("x", "zlib_codec")}: only text encodings are let through
+    path.write_bytes(b"\x80\x02}q\x00X\n\x00\x00\x00v_templateq\x01c_codecs\nencode\nq\x02X\x01\x00\x00\x00x"
+                     b"X\n\x00\x00\x00zlib_codec\x86R\x73.")
+    with pytest.raises(UserError, match="refusing _codecs.encode with encoding 'zlib_codec'"):
+        load_model(path, format="flame")
 
 
 def test_flame_damaged_pickle(tmp_path):
