@@ -55,6 +55,7 @@ class DataFile:
     checksum: str | None = None
     algorithm: str = "md5"
     min_files: int = 0  # for folders: how many files a complete copy holds
+    alternative: str | None = None  # another accepted file (checked by its own loader), e.g. a zip of the same
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,24 @@ def _fetch_lfw(root: Path) -> None:
         archive.unlink()
 
 
+def _fetch_ict(root: Path) -> None:
+    """The ICT-FaceKit repository at a pinned commit; GitHub's zips are not byte-stable, so the model
+    files inside are checked instead (one SHA-256 over their names and contents)."""
+    from generators.morphable import ict
+
+    target = root / "ICT-FaceKit.zip"
+    if target.exists() or (root / "ICT-FaceKit.tar.xz").exists():
+        return
+    partial = root / "ICT-FaceKit.download.zip"
+    download(ict.ARCHIVE_URL, partial, None,
+             manual_hint="save a tar archive of github.com/ICT-VGL/ICT-FaceKit as <data root>/ICT-FaceKit.tar.xz")
+    digest = ict.content_digest(partial)
+    if digest != ict.CONTENT_SHA256:
+        partial.unlink()
+        raise UserError(f"{ict.ARCHIVE_URL}: the model files' SHA-256 is {digest}, expected {ict.CONTENT_SHA256}")
+    os.replace(partial, target)
+
+
 LFW_STAGES = ("evaluation", "recognizer training", "pairs")
 
 DATASETS: dict[str, Dataset] = {
@@ -122,10 +141,12 @@ DATASETS: dict[str, Dataset] = {
                 ("3dmm", "pairs", "generator training", "synthesis"),
                 "4a4eaa1130bcba0613ffd85e86660960376fec6491ac6399b1a31052e27310b6",
                 "sha256",
+                alternative="ICT-FaceKit.zip",
             ),
         ),
-        how_to_get="a tar archive of the ICT-FaceKit repository (github.com/ICT-VGL/ICT-FaceKit) "
-        "saved as <data root>/ICT-FaceKit.tar.xz",
+        how_to_get="run `python -m bench.data fetch ict-facekit` when online (the repository at a pinned "
+        "commit), or save a tar archive of github.com/ICT-VGL/ICT-FaceKit as <data root>/ICT-FaceKit.tar.xz",
+        fetch=_fetch_ict,
     ),
 }
 
@@ -138,6 +159,8 @@ def file_status(root: Path, item: DataFile) -> str:
     """'ok', 'missing', 'incomplete (N files)' or 'checksum mismatch'."""
     path = root / item.relpath
     if not path.exists():
+        if item.alternative and (root / item.alternative).exists():
+            return f"ok ({item.alternative})"
         return "missing"
     if path.is_dir():
         count = _count_files(path)

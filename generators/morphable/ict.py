@@ -30,11 +30,18 @@ from matplotlib.path import Path as Polygon
 
 from bench.cli import UserError
 from bench.data import cache_dir, data_root
+from bench.download import file_digest
 from generators.morphable.model import MorphableModel, register_format
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_NAME = "ICT-FaceKit.tar.xz"
+ARCHIVE_NAMES = ("ICT-FaceKit.tar.xz", "ICT-FaceKit.zip", "ICT-FaceKit")  # looked for in the data root
+PINNED_COMMIT = "da5f95a607f5e6b37755b38d3385d7f2853732e5"
+ARCHIVE_URL = f"https://github.com/ICT-VGL/ICT-FaceKit/archive/{PINNED_COMMIT}.zip"
+# SHA-256 over the FaceXModel/*.obj and *.json files (sorted names and contents) at PINNED_COMMIT;
+# the same for the repository's zip, a tar of it, or a checkout.
+CONTENT_SHA256 = "0b243f95476584bf729ee77974eb64690baf002f9c478d06fb7b5fa7fef1ab8e"
 KEPT_VERTEX_RANGES = {"face": (0, 9409), "head_neck": (9409, 11248), "mouth_socket": (11248, 13294),
                       "eyeball_left": (21451, 23021), "eyeball_right": (23021, 24591)}
 KEPT_POLYGON_RANGES = {"face": (0, 9230), "head_neck": (9230, 11144), "mouth_socket": (11144, 13226),
@@ -179,25 +186,28 @@ def convert_ict(source_path: Path) -> MorphableModel:
     )
 
 
-def source_digest(path: Path) -> str:
-    """SHA-256 of an archive, or of a folder's FaceXModel files (names and contents)."""
+def content_digest(path: Path) -> str:
+    """SHA-256 over the model files' names and contents, whatever the container (folder, zip, tar)."""
     digest = hashlib.sha256()
-    path = Path(path)
-    if path.is_dir():
-        for name, data in sorted(_Source(path).files.items()):
-            digest.update(name.encode())
-            digest.update(data)
-    else:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    for name, data in sorted(_Source(path).files.items()):
+        digest.update(name.encode())
+        digest.update(data)
     return digest.hexdigest()
+
+
+def source_digest(path: Path) -> str:
+    """Cache key: SHA-256 of an archive file (fast), or the content digest of a folder."""
+    path = Path(path)
+    return content_digest(path) if path.is_dir() else file_digest(path, "sha256")
 
 
 @register_format("ict", ("ICT-FaceKit*", "ict*.zip", "ict*.tar*"), "ICT Face Model Light (folder, zip or tar)")
 def load_ict(path: Path | None = None, use_cache: bool = True) -> MorphableModel:
     """The ICT model, converted once and cached as npz keyed by the source's SHA-256."""
-    path = Path(path) if path else data_root() / ARCHIVE_NAME
+    if path is None:
+        candidates = [data_root() / name for name in ARCHIVE_NAMES]
+        path = next((c for c in candidates if c.exists()), candidates[0])
+    path = Path(path)
     if not path.exists():
         raise UserError(f"ICT Face Model not found at {path}: put {ARCHIVE_NAME} (a tar of the ICT-FaceKit "
                         f"repository) in the data root, or run `python -m bench.data fetch ict-facekit` when online")

@@ -61,11 +61,24 @@ def test_fetch_offline_fails_fast_with_a_hint(tmp_path, monkeypatch):
     assert not list((tmp_path / "root" / "lfw-py").glob("*.part"))
 
 
-def test_fetch_unknown_or_manual_dataset(tmp_path):
+def test_fetch_unknown_dataset(tmp_path):
     with pytest.raises(UserError, match="unknown dataset"):
         bench_data.fetch("imagenet", tmp_path)
-    with pytest.raises(UserError, match="cannot be downloaded automatically"):
-        bench_data.fetch("ict-facekit", tmp_path)
+
+
+def test_fetch_ict_rejects_a_download_with_other_model_files(tmp_path, monkeypatch):
+    """A zip whose FaceXModel files differ from the pinned commit's is not kept."""
+    import zipfile
+
+    fake = tmp_path / "fake.zip"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("ICT-FaceKit-x/FaceXModel/generic_neutral_mesh.obj", "v 0 0 0\n")
+    monkeypatch.setattr("generators.morphable.ict.ARCHIVE_URL", fake.as_uri())
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(UserError, match="SHA-256 is"):
+        bench_data.fetch("ict-facekit", root)
+    assert not list(root.iterdir())
 
 
 def test_extract_tar_moves_top_folder_into_place(tmp_path):

@@ -141,3 +141,20 @@ def test_render_cli_resumes_after_a_kill(tmp_path, ict_archive):
 
     for file in table.file:
         Image.open(out / file).verify()  # no half-written image
+
+
+def test_content_digest_pins_the_model_whatever_the_container(ict_archive, tmp_path):
+    """The digest `bench.data fetch ict-facekit` checks a download against, on the real archive and a zip of it."""
+    import tarfile
+    import zipfile
+
+    from generators.morphable.ict import CONTENT_SHA256, content_digest
+
+    assert content_digest(ict_archive) == CONTENT_SHA256
+    repacked = tmp_path / "ICT-FaceKit-repacked.zip"
+    with tarfile.open(ict_archive) as source, zipfile.ZipFile(repacked, "w") as target:
+        for member in source:
+            if member.isfile() and "/FaceXModel/" in member.name:
+                target.writestr(f"ICT-FaceKit-abc/FaceXModel/{member.name.rsplit('/', 1)[1]}",
+                                source.extractfile(member).read())
+    assert content_digest(repacked) == CONTENT_SHA256
