@@ -198,7 +198,8 @@ def make_pairs(config: PairsConfig, photos: Sequence[Photo], out: Path, progress
             write_text(out / "chunks" / f"{n:05d}.csv", pd.DataFrame(rows).to_csv(index=False))
             bar.update(len(chunks[n]))
     elapsed = time.perf_counter() - started
-    table = pd.concat([pd.read_csv(out / "chunks" / f"{n:05d}.csv") for n in range(len(chunks))], ignore_index=True)
+    table = pd.concat([pd.read_csv(out / "chunks" / f"{n:05d}.csv", dtype={"pair": str}) for n in range(len(chunks))],
+                      ignore_index=True)
     write_text(out / "pairs.csv", table.to_csv(index=False))
     kept = table[table.status == "ok"]
     summary = {
@@ -213,7 +214,7 @@ def make_pairs(config: PairsConfig, photos: Sequence[Photo], out: Path, progress
     }
     write_json(out / "summary.json", summary)
     if len(kept):
-        pair_sheet(out, kept.pair.astype(str).str.zfill(6).tolist()[:24], out / "contact_sheet.png")
+        pair_sheet(out, kept.pair.tolist()[:24], out / "contact_sheet.png")
     return summary
 
 
