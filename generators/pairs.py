@@ -171,7 +171,88 @@ class PairMaker:
         return rows, pixels
 
 
-def make_pairs(config: PairsConfig, photos: Sequence[Photo], out: Path, progress: bool = True) -> dict:
+class W300LPPairMaker:
+    """Pairs from 3DDFA fits (300W-LP / AFLW2000-3D `.mat` beside each image) and the user's BFM.
+
+    The photo is aligned by the fit's own 68 landmarks; the render uses the fit's pose and scale
+    composed with that same alignment (an orthographic camera), so both crops line up exactly as the
+    fit does. Light is fitted to the photo as for the project's own pairs.
+    """
+
+    def __init__(self, config: PairsConfig, model, unit_per_mm: float = 1000.0):
+        if model.origin_mm is None:
+            raise UserError(f"3DMM '{model.name}' does not record its original frame (origin_mm); load it with "
+                            "generators.morphable.model.load_model")
+        self.config, self.model, self.unit = config, model, unit_per_mm
+        self.renderer = FaceRenderer(model, CANONICAL_CROP, config.chunk)
+        self.albedo = model.albedo(np.zeros(0)) if model.albedo_mean is not None else \
+            procedural_albedo(model, np.random.default_rng(0))[0]
+
+    def chunk(self, photos: Sequence[Photo]) -> tuple[list[dict], list[tuple[np.ndarray, np.ndarray]]]:
+        from generators.morphable.render import five_points
+        from generators.morphable.w300lp import read_300wlp, schema_coefficients
+
+        rows: list[dict] = [{"key": p.key, "source": str(p.path), "status": "ok"} for p in photos]
+        kept, reals, shapes, cameras, lights = [], [], [], [], []
+        for i, photo in enumerate(photos):
+            try:
+                fit = read_300wlp(photo.landmarks)
+                with Image.open(photo.path) as opened:
+                    image = opened.convert("RGB")
+            except UserError as error:
+                rows[i]["status"], rows[i]["detail"] = "bad fit file", str(error)
+                continue
+            except (OSError, UnidentifiedImageError) as error:
+                rows[i]["status"], rows[i]["detail"] = "unreadable image", str(error)
+                continue
+            to_crop = similarity_transform(five_points(fit.landmarks), CANONICAL_CROP.template())
+            identity, expression = schema_coefficients(fit, self.model, self.unit)
+            shape = self.model.shape(np.pad(identity, (0, len(self.model.identity_basis) - len(identity))),
+                                     np.pad(expression, (0, len(self.model.expression_basis) - len(expression))))
+            rotation = fit.rotation()
+            # image = s * unit * R (v + origin) + t, y flipped by the image height (3DDFA, 0-based pixels)
+            a = fit.scale * self.unit
+            offset = a * (rotation @ self.model.origin_mm)
+            to_image = np.array([[a, 0, offset[0] + fit.translation[0]],
+                                 [0, -a, image.height - 1 - (offset[1] + fit.translation[1])]])
+            camera = to_crop[:, :2] @ to_image
+            camera[:, 2] += to_crop[:, 2]
+            real = warp_to_crop(image, five_points(fit.landmarks), CANONICAL_CROP)
+            posed = shape @ rotation.T
+            projection = posed[:, :2] @ camera[:, :2].T + camera[:, 2]
+            lights.append(fit_lighting(self.model, shape, rotation, projection, self.albedo, np.asarray(real)))
+            kept.append(i)
+            reals.append(np.asarray(real))
+            shapes.append(shape)
+            cameras.append((camera, rotation))
+            rows[i].update({"yaw": float(np.degrees(fit.yaw)), "pitch": float(np.degrees(fit.pitch)),
+                            "roll": float(np.degrees(fit.roll)), "landmark_error_px": None})
+        pixels = []
+        if kept:
+            renders, _ = self.renderer.render(RenderBatch(
+                np.stack(shapes), np.repeat(self.albedo[None], len(kept), 0), np.stack([r for _, r in cameras]),
+                np.stack(lights).astype(np.float32), np.full(len(kept), RENDER_DISTANCE_MM),
+                model_to_crop=np.stack([c for c, _ in cameras])))
+            pixels = list(zip(reals, renders))
+        return rows, pixels
+
+
+def w300lp_photos(folder: Path) -> list[Photo]:
+    """Images with a 3DDFA `.mat` of the same name (300W-LP / AFLW2000-3D layout)."""
+    if not Path(folder).is_dir():
+        raise UserError(f"--w300lp {folder} is not a folder")
+    photos = []
+    for fit in sorted(Path(folder).rglob("*.mat")):
+        image = next((fit.with_suffix(s) for s in (".jpg", ".png") if fit.with_suffix(s).exists()), None)
+        if image is not None:
+            photos.append(Photo(str(fit.relative_to(folder).with_suffix("")), image, fit))
+    if not photos:
+        raise UserError(f"--w300lp {folder}: no .mat files with an image of the same name")
+    return photos
+
+
+def make_pairs(config: PairsConfig, photos: Sequence[Photo], out: Path, progress: bool = True,
+               maker_factory=None) -> dict:
     """Make (or finish making) pairs for the first `config.limit` photos; returns the summary."""
     out = Path(out)
     for folder in ("real", "render", "chunks"):
@@ -181,7 +262,7 @@ def make_pairs(config: PairsConfig, photos: Sequence[Photo], out: Path, progress
     photos = list(photos)[: config.limit]
     chunks = [photos[start : start + config.chunk] for start in range(0, len(photos), config.chunk)]
     todo = [n for n in range(len(chunks)) if not (out / "chunks" / f"{n:05d}.csv").exists()]
-    maker = PairMaker(config) if todo else None
+    maker = ((maker_factory or PairMaker)(config)) if todo else None
     started = time.perf_counter()
     with tqdm(total=len(todo) * config.chunk, desc="pairs", unit="photo", disable=not progress) as bar:
         for n in todo:
@@ -234,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="a folder of face photos (optional <stem>.pts landmark files)")
     source.add_argument("--lfw", help="LFW people file without .txt: only peopleDevTrain is allowed")
+    source.add_argument("--w300lp", type=Path, help="a 300W-LP / AFLW2000-3D folder (image + 3DDFA .mat pairs)")
+    parser.add_argument("--bfm", type=Path, help="with --w300lp: the BFM the fits were made with")
+    parser.add_argument("--bfm-format", default=None, help="format of --bfm when its name does not tell")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--preset", choices=PRESETS, default="cpu")
     parser.add_argument("--limit", type=int, help="number of photos to use")
@@ -251,8 +335,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, max_error_px=args.max_error)
     if config.limit < 1:
         raise UserError("--limit must be positive")
-    photos = folder_photos(args.images) if args.images else lfw_photos(args.lfw, config.images_per_person)
-    summary = make_pairs(config, photos, args.out)
+    factory = None
+    if args.w300lp:
+        if args.bfm is None:
+            raise UserError("--w300lp needs --bfm, the Basel Face Model the fits were made with")
+        from generators.morphable.model import load_model
+
+        bfm = load_model(args.bfm, args.bfm_format)
+        photos = w300lp_photos(args.w300lp)
+        factory = lambda cfg: W300LPPairMaker(cfg, bfm)  # noqa: E731
+    elif args.images:
+        photos = folder_photos(args.images)
+    else:
+        photos = lfw_photos(args.lfw, config.images_per_person)
+    summary = make_pairs(config, photos, args.out, maker_factory=factory)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
 

@@ -201,7 +201,8 @@ def _build(fmt: str, path: Path, mean: np.ndarray, identity: np.ndarray, triangl
            expression: np.ndarray | None = None, **optional) -> MorphableModel:
     """Recentre, orient the triangles, cast and validate into a MorphableModel."""
     mean = np.asarray(mean, dtype=np.float64)
-    mean = mean - (mean.max(axis=0) + mean.min(axis=0)) / 2
+    origin = (mean.max(axis=0) + mean.min(axis=0)) / 2
+    mean = mean - origin
     extent = float(np.ptp(mean, axis=0).max())
     if not FACE_EXTENT_MM[0] <= extent <= FACE_EXTENT_MM[1]:
         log.warning("%s: the mean face is %.4g mm across, outside the usual %g-%g mm; are the units right "
@@ -215,7 +216,7 @@ def _build(fmt: str, path: Path, mean: np.ndarray, identity: np.ndarray, triangl
         return MorphableModel(name=f"{fmt}-{path.stem}", mean_shape=mean.astype(np.float32),
                               identity_basis=np.ascontiguousarray(identity, dtype=np.float32),
                               expression_basis=np.ascontiguousarray(expression, dtype=np.float32),
-                              triangles=triangles.astype(np.int32), **optional)
+                              triangles=triangles.astype(np.int32), origin_mm=origin.astype(np.float32), **optional)
     except ValueError as error:
         raise UserError(f"{path}: the converted {fmt} model is inconsistent ({error}); "
                         f"is the file complete and of format {fmt}?") from None

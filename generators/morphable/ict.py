@@ -183,6 +183,7 @@ def convert_ict(source_path: Path) -> MorphableModel:
         landmarks_68=MULTI_PIE_68.astype(np.int32),  # all 68 lie in the face area, whose ids are unchanged
         regions=regions,
         expression_names=expression_names,
+        origin_mm=centre.astype(np.float32),
     )
 
 

@@ -15,6 +15,8 @@ A model is linear in its coefficients:
 - `triangles` are 0-based vertex indices, counter-clockwise seen from outside.
 - `landmarks_68`: vertex ids of the 68 Multi-PIE landmarks (-1 where the model has none).
 - `regions`: optional boolean vertex masks (e.g. "lips", "brows", "eye_sockets", "nose").
+- `origin_mm`: readers recentre the mean shape; this is the new origin in the file's own frame (mm),
+  needed to reuse poses fitted in that frame (3DDFA's 300W-LP fits).
 
 Formats register a reader with `@register_format(name, suffixes)`; `load_model(path, format=None)`
 picks one by name or by file suffix.
@@ -31,7 +33,7 @@ import numpy as np
 from bench.atomic import atomic_path
 from bench.cli import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -48,6 +50,7 @@ class MorphableModel:
     landmarks_68: np.ndarray | None = None  # (68,) int32 vertex ids, -1 = none
     regions: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (V,) bool
     expression_names: list[str] = field(default_factory=list)
+    origin_mm: np.ndarray | None = None  # where the recentred origin lies in the source file's frame (mm)
 
     def __post_init__(self) -> None:
         # contiguous float32 arrays: `shape` is a matrix product per image, it must not copy the basis
@@ -109,7 +112,7 @@ class MorphableModel:
                   "expression_basis": self.expression_basis, "triangles": self.triangles,
                   "expression_kind": np.array(self.expression_kind),
                   "expression_names": np.array(self.expression_names, dtype=str)}
-        for key in ("albedo_mean", "albedo_basis", "uvs", "landmarks_68"):
+        for key in ("albedo_mean", "albedo_basis", "uvs", "landmarks_68", "origin_mm"):
             if getattr(self, key) is not None:
                 arrays[key] = getattr(self, key)
         for region, mask in self.regions.items():
@@ -123,7 +126,7 @@ class MorphableModel:
             if int(stored["schema_version"]) != SCHEMA_VERSION:
                 raise UserError(f"{path}: converted with schema {int(stored['schema_version'])}, "
                                 f"this version reads {SCHEMA_VERSION}; delete it to convert again")
-            optional = {key: stored[key] for key in ("albedo_mean", "albedo_basis", "uvs", "landmarks_68")
+            optional = {key: stored[key] for key in ("albedo_mean", "albedo_basis", "uvs", "landmarks_68", "origin_mm")
                         if key in stored}
             regions = {key[len("region_"):]: stored[key] for key in stored.files if key.startswith("region_")}
             return cls(name=str(stored["name"]), mean_shape=stored["mean_shape"],

@@ -84,6 +84,10 @@ class RenderBatch:
     rotations: np.ndarray  # (B, 3, 3)
     sh: np.ndarray  # (B, 9, 3) lighting
     distance_mm: np.ndarray  # (B,)
+    # Optional (B, 2, 3): an orthographic camera given as an affine map from the posed model's (x, y)
+    # in mm straight to crop pixels (e.g. a 3DDFA fit's projection followed by the photo's alignment);
+    # without it, the perspective camera and the landmark alignment above are used.
+    model_to_crop: np.ndarray | None = None
 
 
 def batch_from_samples(model: MorphableModel, samples) -> RenderBatch:
@@ -152,15 +156,21 @@ class FaceRenderer:
         depth = torch.from_numpy(batch.distance_mm.astype(np.float32))[:, None] - posed[..., 2]  # > 0 in front
         screen = self.focal * posed[..., :2] / depth[..., None]
         screen[..., 1] = -screen[..., 1]  # image y points down
-        screen_np = screen.numpy()
-        marks = screen_np[:, self.landmark_ids]
         crops = np.empty((count, self.model.num_vertices, 2), dtype=np.float32)
-        landmarks = np.empty((count, 68, 2), dtype=np.float32)
+        landmarks = np.full((count, 68, 2), np.nan, dtype=np.float32)
         template = self.geometry.template()
         for face in range(count):
-            matrix = similarity_transform(five_points(marks[face]), template).astype(np.float32)
-            crops[face] = screen_np[face] @ matrix[:, :2].T + matrix[:, 2]
-            landmarks[face] = marks[face] @ matrix[:, :2].T + matrix[:, 2]
+            if batch.model_to_crop is not None:
+                screen_np, matrix = posed[face, :, :2].numpy(), batch.model_to_crop[face].astype(np.float32)
+            else:
+                if self.landmark_ids is None:
+                    raise UserError(f"3DMM '{self.model.name}' has no 68 landmark vertices: aligned rendering needs "
+                                    "them (or a model_to_crop camera)")
+                screen_np = screen[face].numpy()
+                matrix = similarity_transform(five_points(screen_np[self.landmark_ids]), template).astype(np.float32)
+            crops[face] = screen_np @ matrix[:, :2].T + matrix[:, 2]
+            if self.landmark_ids is not None:
+                landmarks[face] = crops[face][self.landmark_ids]
         width, height = self.framebuffer.size
         ndc = np.empty((count, self.model.num_vertices, 6), dtype=np.float32)
         ndc[..., 0] = crops[..., 0] / size * 2 - 1  # each face in its own tile's viewport, clipped to it
