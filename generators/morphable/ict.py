@@ -31,7 +31,7 @@ from matplotlib.path import Path as Polygon
 from bench.cli import UserError
 from bench.data import cache_dir, data_root
 from bench.download import file_digest
-from generators.morphable.model import MorphableModel, register_format
+from generators.morphable.model import MorphableModel, StaleModelCache, register_format
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,10 @@ def load_ict(path: Path | None = None, use_cache: bool = True) -> MorphableModel
                         f"repository) in the data root, or run `python -m bench.data fetch ict-facekit` when online")
     cached = cache_dir() / "morphable" / f"ict-{source_digest(path)[:16]}.npz"
     if use_cache and cached.exists():
-        return MorphableModel.load(cached)
+        try:
+            return MorphableModel.load(cached)
+        except StaleModelCache:
+            log.info("cached conversion %s is from another schema version; converting again", cached)
     log.info("converting the ICT Face Model from %s (once; cached at %s)", path, cached)
     model = convert_ict(path)
     if use_cache:

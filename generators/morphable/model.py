@@ -36,6 +36,10 @@ from bench.cli import UserError
 SCHEMA_VERSION = 2
 
 
+class StaleModelCache(Exception):
+    """A cached conversion written by another schema version: convert again."""
+
+
 @dataclass
 class MorphableModel:
     name: str
@@ -124,8 +128,7 @@ class MorphableModel:
     def load(cls, path: str | Path) -> "MorphableModel":
         with np.load(path, allow_pickle=False) as stored:
             if int(stored["schema_version"]) != SCHEMA_VERSION:
-                raise UserError(f"{path}: converted with schema {int(stored['schema_version'])}, "
-                                f"this version reads {SCHEMA_VERSION}; delete it to convert again")
+                raise StaleModelCache(f"{path}: schema {int(stored['schema_version'])}, expected {SCHEMA_VERSION}")
             optional = {key: stored[key] for key in ("albedo_mean", "albedo_basis", "uvs", "landmarks_68", "origin_mm")
                         if key in stored}
             regions = {key[len("region_"):]: stored[key] for key in stored.files if key.startswith("region_")}

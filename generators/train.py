@@ -1,0 +1,468 @@
+"""Train the translator (Gecer et al., Sec. 3-4): G, G', D_R, D_S with cycle, pair-matching and identity losses.
+
+    python -m generators.train --preset cpu --real runs/real-lfw --pairs runs/pairs --out runs/translator
+    python -m generators.train --preset smoke --real DIR --pairs DIR --out DIR     # seconds, for tests
+    python -m generators.train --out runs/translator --resume                       # continue a killed run
+
+One iteration: (A) G's step on eq. 8, with G', D_R and C frozen; (B) G''s step on eq. 9 (its BEGAN
+loss, the cycle loss and the pair-matching game on (render, real) pairs); (C) the discriminators'
+step on eq. 10; then the k balances of the three games, the identity centroids and the EMA of G are
+updated. The synthetic domain is rendered on the fly from the 3DMM (several images of each of a few
+identities per batch, identities from a fixed pool so that centroids recur); the real domain and the
+pairs are folders of aligned 108x108 crops (`generators.real_faces`, `generators.pairs`).
+The run folder keeps config.json, metrics.csv, TensorBoard events, sample grids and checkpoint.pt
+(written atomically, every `checkpoint_every` iterations and on SIGINT/SIGTERM), from which
+`--resume` continues exactly (weights, EMA, optimisers, schedulers, k values, centroids, RNG states).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from bench.atomic import atomic_path, write_json
+from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from generators import losses
+from generators.align import CropGeometry
+from generators.losses import IdentityCentroids, LossWeights
+from generators.networks import BeganDiscriminator, NetworkConfig, make_fitting_network, make_generator
+from generators.real_faces import list_face_images
+
+log = logging.getLogger(__name__)
+
+PAPER_HALVINGS = (128_000, 192_000, 224_000, 240_000, 244_000, 246_000, 247_000)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    network: NetworkConfig = NetworkConfig()
+    weights: LossWeights = LossWeights()
+    batch_size: int = 16
+    identities_per_batch: int = 4  # synthetic batch = identities x (batch / identities) images
+    synthetic_identities: int = 10_000  # the pool identities are drawn from
+    images_per_identity: int = 50
+    iterations: int = 248_000
+    learning_rate: float = 8e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    halvings: tuple[int, ...] = PAPER_HALVINGS
+    gamma: float = 0.5
+    lambda_k: float = 0.001
+    ema_decay: float = 0.9999
+    identity_crop: float = 96 / 108  # C sees a random 96x96 crop of 108x108, rotated (+-rotation) and flipped
+    identity_rotation_deg: float = 10.0
+    embedder: str = "dlib-resnet"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    sample_every: int = 1000
+    log_every: int = 10
+    bf16: bool = False
+    channels_last: bool = False
+
+
+PRESETS = {
+    "paper": TrainConfig(),
+    "cpu": TrainConfig(network=NetworkConfig(image_size=64, discriminator_width=32, bottleneck=64), batch_size=8,
+                       identities_per_batch=4, synthetic_identities=1000, iterations=1000, halvings=(600, 800, 900),
+                       ema_decay=0.999, checkpoint_every=100, sample_every=100),
+    "smoke": TrainConfig(network=NetworkConfig(image_size=32, generator_width=8, discriminator_width=8, bottleneck=8),
+                         batch_size=4, identities_per_batch=2, synthetic_identities=8, iterations=4, halvings=(2,),
+                         ema_decay=0.9, checkpoint_every=2, sample_every=2, log_every=1),
+}
+
+
+# ------------------------------------------------------------------------------------------ data
+
+class FolderImages:
+    """Aligned crops from a folder, read on demand at the training size, in [-1, 1]."""
+
+    def __init__(self, files: Sequence[Path], size: int):
+        self.files, self.size = list(files), size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def batch(self, indices: Sequence[int]) -> torch.Tensor:
+        return torch.stack([self.load(self.files[i]) for i in indices])
+
+    def load(self, path: Path) -> torch.Tensor:
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+
+
+def pair_folders(folder: Path, size: int) -> tuple[FolderImages, FolderImages]:
+    """(renders, reals) of `generators.pairs` output, matched by file name."""
+    folder = Path(folder)
+    if not (folder / "real").is_dir() or not (folder / "render").is_dir():
+        raise UserError(f"pairs folder {folder} has no real/ and render/ subfolders: make it with "
+                        "`python -m generators.pairs`, or switch L_DP off (--no-pair)")
+    names = sorted(p.name for p in (folder / "real").glob("*.png") if (folder / "render" / p.name).exists())
+    if not names:
+        raise UserError(f"pairs folder {folder} holds no matched real/render images")
+    return (FolderImages([folder / "render" / n for n in names], size), FolderImages([folder / "real" / n for n in names], size))
+
+
+class SyntheticStream:
+    """3DMM renders at the training size, `identities` identities x `per_identity` images per batch."""
+
+    def __init__(self, config: TrainConfig):
+        from generators.morphable.render import FaceRenderer, batch_from_samples
+        from generators.morphable.sampling import sample_identity, sample_image
+        from generators.render import RenderConfig, load_render_model
+
+        self.config = config
+        self.model = load_render_model(RenderConfig())
+        self.geometry = CropGeometry(config.network.image_size, 0.25)
+        self.renderer = FaceRenderer(self.model, self.geometry, config.batch_size)
+        self._batch, self._identity, self._image = batch_from_samples, sample_identity, sample_image
+        self._people: dict[int, object] = {}
+
+    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        config = self.config
+        per_identity = config.batch_size // config.identities_per_batch
+        identities = rng.choice(config.synthetic_identities, config.identities_per_batch, replace=False)
+        samples, labels = [], []
+        for identity in identities.tolist():
+            if identity not in self._people:
+                if len(self._people) > 4096:
+                    self._people.clear()
+                self._people[identity] = self._identity(self.model, config.seed, identity)
+            for image in rng.choice(config.images_per_identity, per_identity, replace=False).tolist():
+                samples.append((self._people[identity], self._image(self.model, config.seed, identity, image)))
+                labels.append(identity)
+        images, _ = self.renderer.render(self._batch(self.model, samples))
+        return torch.from_numpy(images.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2), torch.tensor(labels)
+
+
+# -------------------------------------------------------------------------------- identity network
+
+class IdentityView:
+    """C's view of G(x): a random crop, rotation and flip (Sec. 4), resampled to C's input, differentiably."""
+
+    def __init__(self, config: TrainConfig):
+        from recognition.embedders import get_embedder
+
+        self.embedder = get_embedder(config.embedder).eval().requires_grad_(False)
+        self.size = self.embedder.input_size[0]
+        self.config = config
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n = images.shape[0]
+        crop = self.config.identity_crop
+        angle = (torch.rand(n, generator=generator) * 2 - 1) * np.radians(self.config.identity_rotation_deg)
+        shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * (1 - crop)
+        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        cos, sin = angle.cos() * crop, angle.sin() * crop
+        theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
+                             torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, (n, 3, self.size, self.size), align_corners=False)
+        view = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return self.embedder((view + 1) * 127.5)
+
+
+# ----------------------------------------------------------------------------------------- trainer
+
+@dataclass
+class TrainState:
+    iteration: int = 0
+    k: dict[str, float] = field(default_factory=lambda: {"real": 0.0, "synthetic": 0.0, "pair": 0.0})
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, real: Path, pairs: Path | None, out: Path):
+        torch.manual_seed(config.seed)
+        weights = config.weights
+        if weights.use_identity and config.identities_per_batch < 2:
+            raise UserError("L_C needs at least 2 identities per batch (identities_per_batch); or pass --no-identity")
+        if config.batch_size % config.identities_per_batch:
+            raise UserError("batch size must be a multiple of identities per batch")
+        self.config, self.out = config, Path(out)
+        size = config.network.image_size
+        self.real = FolderImages(list_face_images(real), size)
+        self.pairs = pair_folders(pairs, size) if weights.use_pair else None
+        if weights.use_pair and pairs is None:
+            raise UserError("L_DP needs --pairs (a folder made by `python -m generators.pairs`), or pass --no-pair")
+        self.synthetic = SyntheticStream(config)
+        self.G, self.G_prime = make_generator(config.network), make_fitting_network(config.network)
+        self.D_real, self.D_synthetic = BeganDiscriminator(config.network), BeganDiscriminator(config.network)
+        if config.channels_last:
+            for network in (self.G, self.G_prime, self.D_real, self.D_synthetic):
+                network.to(memory_format=torch.channels_last)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        betas = config.betas
+        self.optimisers = {
+            "G": torch.optim.Adam(self.G.parameters(), config.learning_rate, betas),
+            "G_prime": torch.optim.Adam(self.G_prime.parameters(), config.learning_rate, betas),
+            "D": torch.optim.Adam(list(self.D_real.parameters()) + list(self.D_synthetic.parameters()), config.learning_rate, betas),
+        }
+        self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(config.halvings), 0.5)
+                           for name, opt in self.optimisers.items()}
+        self.identity = IdentityView(config) if weights.use_identity else None
+        self.centroids = IdentityCentroids(128 if self.identity is None else self._embedding_size())
+        self.state = TrainState()
+        self.rng = np.random.default_rng(config.seed)
+        self.torch_rng = torch.Generator().manual_seed(config.seed)
+        self.fixed_synthetic = None
+
+    def _embedding_size(self) -> int:
+        with torch.no_grad():
+            return int(self.identity.embedder(torch.zeros(1, 3, self.identity.size, self.identity.size)).shape[1])
+
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16)
+
+    def step(self) -> dict[str, float]:
+        """One iteration of eqs. 8-10; returns the logged values."""
+        config, weights, k = self.config, self.config.weights, self.state.k
+        x, labels = self.synthetic.batch(self.rng)
+        y = self.real.batch(self.rng.integers(len(self.real), size=config.batch_size))
+        if config.channels_last:
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        logs: dict[str, float] = {}
+        frozen_for_G = [self.G_prime, self.D_real]
+        # (A) G: eq. 8
+        for network in frozen_for_G:
+            network.requires_grad_(False)
+        with self._autocast():
+            generated = self.G(x)
+            cycled = self.G_prime(generated)
+            loss_G = losses.generator_adversarial_loss(generated, self.D_real)
+            cycle = losses.cycle_loss(x, cycled)
+            transfer = losses.identity_transfer_loss(x, generated)
+        identity = None
+        if self.identity is not None:
+            embeddings = self.identity(generated, self.torch_rng)
+            identity = losses.identity_preservation_loss(embeddings, labels, self.centroids, hinge=weights.hinge_identity)
+            logs["C"] = identity.item()
+        objective_G = losses.generator_objective(weights, loss_G.float(), cycle.float(), identity, transfer.float())
+        self.optimisers["G"].zero_grad(set_to_none=True)
+        objective_G.backward()
+        self.optimisers["G"].step()
+        for network in frozen_for_G:
+            network.requires_grad_(True)
+        # (B) G': eq. 9, on G(x) as it was (detached)
+        self.D_synthetic.requires_grad_(False)
+        generated_detached = generated.detach()
+        pair_error = None
+        with self._autocast():
+            if self.pairs is not None:
+                index = self.rng.integers(len(self.pairs[0]), size=config.batch_size)
+                renders, reals = self.pairs[0].batch(index), self.pairs[1].batch(index)
+                both = self.G_prime(torch.cat([generated_detached, reals]))
+                cycled_again, fitted = both[: len(x)], both[len(x):]
+                pair_error = losses.l1(fitted, renders)
+            else:
+                cycled_again = self.G_prime(generated_detached)
+            loss_G_prime = losses.generator_adversarial_loss(cycled_again, self.D_synthetic)
+            cycle_again = losses.cycle_loss(x, cycled_again)
+        pair = None if pair_error is None else (pair_error - k["pair"] * cycle_again).float()
+        objective_G_prime = losses.fitting_objective(weights, loss_G_prime.float(), cycle_again.float(), pair)
+        self.optimisers["G_prime"].zero_grad(set_to_none=True)
+        objective_G_prime.backward()
+        self.optimisers["G_prime"].step()
+        self.D_synthetic.requires_grad_(True)
+        # (C) discriminators: eq. 10
+        with self._autocast():
+            real_error = losses.reconstruction_error(y, self.D_real)
+            fake_error = losses.reconstruction_error(generated_detached, self.D_real)
+            synthetic_error = losses.reconstruction_error(x, self.D_synthetic)
+            cycled_error = losses.reconstruction_error(cycled_again.detach(), self.D_synthetic)
+        loss_D = losses.discriminator_objective(
+            losses.discriminator_loss(real_error.float(), fake_error.float(), k["real"]),
+            losses.discriminator_loss(synthetic_error.float(), cycled_error.float(), k["synthetic"]))
+        self.optimisers["D"].zero_grad(set_to_none=True)
+        loss_D.backward()
+        self.optimisers["D"].step()
+        # balances, centroids, EMA, schedule
+        k["real"] = losses.update_k(k["real"], real_error.item(), fake_error.item(), config.gamma, config.lambda_k)
+        k["synthetic"] = losses.update_k(k["synthetic"], synthetic_error.item(), cycled_error.item(), config.gamma, config.lambda_k)
+        if pair_error is not None:
+            k["pair"] = losses.update_k(k["pair"], pair_error.item(), cycle_again.item(), config.gamma, config.lambda_k)
+            logs["DP"] = pair.item()
+        if self.identity is not None:
+            self.centroids.update(embeddings.detach(), labels)
+        with torch.no_grad():
+            for ema, live in zip(self.G_ema.state_dict().values(), self.G.state_dict().values()):
+                if ema.dtype.is_floating_point:
+                    ema.mul_(config.ema_decay).add_(live, alpha=1 - config.ema_decay)
+                else:
+                    ema.copy_(live)
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        self.state.iteration += 1
+        logs.update({"G": loss_G.item(), "G_prime": loss_G_prime.item(), "cyc": cycle.item(), "id": transfer.item(),
+                     "D_R": real_error.item() - k["real"] * fake_error.item(),
+                     "D_S": synthetic_error.item() - k["synthetic"] * cycled_error.item(),
+                     "k_real": k["real"], "k_synthetic": k["synthetic"], "k_pair": k["pair"],
+                     "M_global": losses.convergence_measure(real_error.item(), fake_error.item(), config.gamma),
+                     "lr": self.schedulers["G"].get_last_lr()[0]})
+        return logs
+
+    # ------------------------------------------------------------------ checkpoint and samples
+    def checkpoint(self) -> dict:
+        return {
+            "config": asdict(self.config), "state": asdict(self.state),
+            "networks": {name: getattr(self, name).state_dict() for name in ("G", "G_prime", "D_real", "D_synthetic", "G_ema")},
+            "optimisers": {n: o.state_dict() for n, o in self.optimisers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "centroids": self.centroids.state_dict(),
+            "rng": {"numpy": self.rng.bit_generator.state, "torch": self.torch_rng.get_state(),
+                    "torch_global": torch.get_rng_state()},
+        }
+
+    def save(self) -> None:
+        with atomic_path(self.out / "checkpoint.pt") as temporary:
+            torch.save(self.checkpoint(), temporary)
+
+    def restore(self, path: Path) -> None:
+        stored = torch.load(path, map_location="cpu", weights_only=False)
+        for name, weights in stored["networks"].items():
+            getattr(self, name).load_state_dict(weights)
+        for name, state in stored["optimisers"].items():
+            self.optimisers[name].load_state_dict(state)
+        for name, state in stored["schedulers"].items():
+            self.schedulers[name].load_state_dict(state)
+        self.centroids.load_state_dict(stored["centroids"])
+        self.state = TrainState(**stored["state"])
+        self.rng.bit_generator.state = stored["rng"]["numpy"]
+        self.torch_rng.set_state(stored["rng"]["torch"])
+        torch.set_rng_state(stored["rng"]["torch_global"])
+
+    def sample_grid(self, path: Path) -> None:
+        """Rows: x, G_ema(x), G'(G_ema(x)) for a fixed synthetic batch."""
+        if self.fixed_synthetic is None:
+            self.fixed_synthetic = self.synthetic.batch(np.random.default_rng(12345))[0]
+        with torch.no_grad():
+            generated = self.G_ema(self.fixed_synthetic)
+            self.G_prime.eval()
+            cycled = self.G_prime(generated)
+            self.G_prime.train()
+        grid = torch.cat([self.fixed_synthetic, generated, cycled]) * 0.5 + 0.5
+        with atomic_path(path) as temporary:
+            save_image(grid, temporary, nrow=len(self.fixed_synthetic), padding=2, pad_value=1.0, format="png")
+
+
+def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume: bool = False,
+          progress: bool = True) -> Trainer:
+    """Run (or continue) training into `out`; returns the trainer at the end."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists() and not resume:
+        raise UserError(f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out")
+    trainer = Trainer(config, real, pairs, out)
+    if resume and checkpoint.exists():
+        trainer.restore(checkpoint)
+        log.info("resumed at iteration %d", trainer.state.iteration)
+    write_json(out / "config.json", asdict(config))
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        stop["requested"] = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    writer = None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+    except ImportError:  # tensorboard is a dependency; keep training if it is broken
+        log.warning("tensorboard unavailable; logging to CSV only")
+    metrics_path = out / "metrics.csv"
+    try:
+        with tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train", disable=not progress) as bar:
+            while trainer.state.iteration < config.iterations and not stop["requested"]:
+                started = time.perf_counter()
+                logs = trainer.step()
+                logs["seconds_per_iteration"] = time.perf_counter() - started
+                iteration = trainer.state.iteration
+                if iteration % config.log_every == 0 or iteration == config.iterations:
+                    new_file = not metrics_path.exists()
+                    with open(metrics_path, "a", newline="") as handle:
+                        row = {"iteration": iteration, **logs}
+                        writer_csv = csv.DictWriter(handle, fieldnames=list(row))
+                        if new_file:
+                            writer_csv.writeheader()
+                        writer_csv.writerow(row)
+                    if writer is not None:
+                        for key, value in logs.items():
+                            writer.add_scalar(key, value, iteration)
+                if iteration % config.sample_every == 0 or iteration == config.iterations:
+                    trainer.sample_grid(out / "samples" / f"{iteration:07d}.png")
+                if iteration % config.checkpoint_every == 0:
+                    trainer.save()
+                bar.update(1)
+                bar.set_postfix(G=f"{logs['G']:.3f}", M=f"{logs['M_global']:.3f}")
+        trainer.save()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if writer is not None:
+            writer.close()
+    return trainer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m generators.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--preset", choices=PRESETS, default="cpu")
+    parser.add_argument("--real", type=Path, help="folder of aligned real face crops (generators.real_faces)")
+    parser.add_argument("--pairs", type=Path, help="folder made by generators.pairs (for L_DP)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--iterations", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-identity", action="store_true", help="ablation: without L_C")
+    parser.add_argument("--no-pair", action="store_true", help="ablation: without L_DP")
+    parser.add_argument("--no-cycle", action="store_true", help="ablation: without L_cyc")
+    parser.add_argument("--magnet", action="store_true", help="L_C as the hinged magnet loss")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.data_root:
+        import os
+
+        os.environ["FACEBENCH_DATA"] = args.data_root
+    stored = args.out / "config.json"
+    if args.resume and stored.exists():
+        config = config_from_dict(json.loads(stored.read_text()))
+    else:
+        config = PRESETS[args.preset]
+        overrides = {k: v for k, v in {"iterations": args.iterations, "seed": args.seed}.items() if v is not None}
+        weights = replace(config.weights, use_identity=not args.no_identity, use_pair=not args.no_pair,
+                          use_cycle=not args.no_cycle, hinge_identity=args.magnet)
+        config = replace(config, weights=weights, bf16=args.bf16, channels_last=args.channels_last, **overrides)
+    if args.real is None:
+        raise UserError("--real is required: a folder of aligned real faces (python -m generators.real_faces)")
+    trainer = train(config, args.real, args.pairs, args.out, args.resume)
+    print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
+    return 0
+
+
+def config_from_dict(stored: dict) -> TrainConfig:
+    stored = dict(stored)
+    stored["network"] = NetworkConfig(**stored["network"])
+    stored["weights"] = LossWeights(**stored["weights"])
+    stored["betas"] = tuple(stored["betas"])
+    stored["halvings"] = tuple(stored["halvings"])
+    return TrainConfig(**stored)
+
+
+if __name__ == "__main__":
+    run_main(main)
