@@ -1,0 +1,76 @@
+"""Training the translator: the smoke preset runs, resumes exactly, and refuses bad inputs before starting."""
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.cli import UserError
+from generators.train import PRESETS, train
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def real_folder(tmp_path_factory, lfw_root):
+    """A few aligned-size crops from real LFW DevTrain photos (centre crops: alignment is not under test)."""
+    from generators.real_faces import lfw_training_photos
+
+    folder = tmp_path_factory.mktemp("real")
+    for key, path in lfw_training_photos("peopleDevTrain", lfw_root)[:12]:
+        Image.open(path).convert("RGB").crop((71, 71, 179, 179)).save(folder / f"{key}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pairs_folder(tmp_path_factory, real_folder):
+    folder = tmp_path_factory.mktemp("pairs")
+    for sub in ("real", "render"):
+        (folder / sub).mkdir()
+    for n, path in enumerate(sorted(real_folder.glob("*.png"))[:6]):
+        image = Image.open(path)
+        image.save(folder / "real" / f"{n:06d}.png")
+        Image.fromarray(255 - np.asarray(image)).save(folder / "render" / f"{n:06d}.png")
+    return folder
+
+
+def weights(out: Path):
+    return torch.load(out / "checkpoint.pt", weights_only=False)["networks"]
+
+
+def test_smoke_run_writes_logs_samples_and_checkpoint(real_folder, pairs_folder, tmp_path):
+    config = PRESETS["smoke"]
+    trainer = train(config, real_folder, pairs_folder, tmp_path / "run", progress=False)
+    assert trainer.state.iteration == config.iterations
+    lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(lines) == config.iterations + 1 and "M_global" in lines[0] and "k_pair" in lines[0]
+    assert (tmp_path / "run" / "samples" / f"{config.iterations:07d}.png").exists()
+    assert trainer.centroids.centroids, "identity centroids are updated"
+    with pytest.raises(UserError, match="--resume"):
+        train(config, real_folder, pairs_folder, tmp_path / "run", progress=False)
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(real_folder, pairs_folder, tmp_path):
+    config = PRESETS["smoke"]
+    train(config, real_folder, pairs_folder, tmp_path / "straight", progress=False)
+    train(replace(config, iterations=2), real_folder, pairs_folder, tmp_path / "resumed", progress=False)
+    train(config, real_folder, pairs_folder, tmp_path / "resumed", resume=True, progress=False)
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    for network in ("G", "G_prime", "D_real", "D_synthetic", "G_ema"):
+        for key, value in straight[network].items():
+            torch.testing.assert_close(resumed[network][key], value, msg=f"{network}.{key}")
+
+
+def test_bad_inputs_fail_before_training(real_folder, pairs_folder, tmp_path):
+    config = PRESETS["smoke"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="holds no .png or .jpg images"):
+        train(config, empty, pairs_folder, tmp_path / "a", progress=False)
+    with pytest.raises(UserError, match="no real/ and render/"):
+        train(config, real_folder, tmp_path / "missing-pairs", tmp_path / "b", progress=False)
+    with pytest.raises(UserError, match="at least 2 identities per batch"):
+        train(replace(config, identities_per_batch=1), real_folder, pairs_folder, tmp_path / "c", progress=False)
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
