@@ -174,6 +174,45 @@ class IdentityView:
         return self.embedder((view + 1) * 127.5)
 
 
+# ----------------------------------------------------------------------------------- distributed
+
+def distributed_rank_and_size() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed when launched by torchrun (gloo on CPU, nccl on GPUs)."""
+    import os
+
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def bare(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (used as a frozen function, without DDP hooks)."""
+    return getattr(network, "module", network)
+
+
+def _mean_across_ranks(values: list[float], world: int) -> list[float]:
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return (tensor / world).tolist()
+
+
+def _gather_across_ranks(embeddings: torch.Tensor, labels: torch.Tensor, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if world == 1:
+        return embeddings, labels
+    import torch.distributed as dist
+
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, (embeddings.cpu(), labels.cpu()))
+    return torch.cat([e for e, _ in gathered]), torch.cat([l for _, l in gathered])
+
+
 # ----------------------------------------------------------------------------------------- trainer
 
 @dataclass
@@ -203,6 +242,12 @@ class Trainer:
             for network in (self.G, self.G_prime, self.D_real, self.D_synthetic):
                 network.to(memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.rank, self.world = distributed_rank_and_size()
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.G, self.G_prime, self.D_real, self.D_synthetic = (
+                DistributedDataParallel(network) for network in (self.G, self.G_prime, self.D_real, self.D_synthetic))
         betas = config.betas
         self.optimisers = {
             "G": torch.optim.Adam(self.G.parameters(), config.learning_rate, betas),
@@ -214,8 +259,8 @@ class Trainer:
         self.identity = IdentityView(config) if weights.use_identity else None
         self.centroids = IdentityCentroids(128 if self.identity is None else self._embedding_size())
         self.state = TrainState()
-        self.rng = np.random.default_rng(config.seed)
-        self.torch_rng = torch.Generator().manual_seed(config.seed)
+        self.rng = np.random.default_rng([config.seed, self.rank])  # each rank its own batches
+        self.torch_rng = torch.Generator().manual_seed(config.seed * 1000 + self.rank)
         self.fixed_synthetic = None
 
     def _embedding_size(self) -> int:
@@ -233,14 +278,14 @@ class Trainer:
         if config.channels_last:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
         logs: dict[str, float] = {}
-        frozen_for_G = [self.G_prime, self.D_real]
+        frozen_for_G = [bare(self.G_prime), bare(self.D_real)]
         # (A) G: eq. 8
         for network in frozen_for_G:
             network.requires_grad_(False)
         with self._autocast():
             generated = self.G(x)
-            cycled = self.G_prime(generated)
-            loss_G = losses.generator_adversarial_loss(generated, self.D_real)
+            cycled = frozen_for_G[0](generated)
+            loss_G = losses.generator_adversarial_loss(generated, frozen_for_G[1])
             cycle = losses.cycle_loss(x, cycled)
             transfer = losses.identity_transfer_loss(x, generated)
         identity = None
@@ -255,7 +300,8 @@ class Trainer:
         for network in frozen_for_G:
             network.requires_grad_(True)
         # (B) G': eq. 9, on G(x) as it was (detached)
-        self.D_synthetic.requires_grad_(False)
+        frozen_D_synthetic = bare(self.D_synthetic)
+        frozen_D_synthetic.requires_grad_(False)
         generated_detached = generated.detach()
         pair_error = None
         with self._autocast():
@@ -267,20 +313,24 @@ class Trainer:
                 pair_error = losses.l1(fitted, renders)
             else:
                 cycled_again = self.G_prime(generated_detached)
-            loss_G_prime = losses.generator_adversarial_loss(cycled_again, self.D_synthetic)
+            loss_G_prime = losses.generator_adversarial_loss(cycled_again, frozen_D_synthetic)
             cycle_again = losses.cycle_loss(x, cycled_again)
         pair = None if pair_error is None else (pair_error - k["pair"] * cycle_again).float()
         objective_G_prime = losses.fitting_objective(weights, loss_G_prime.float(), cycle_again.float(), pair)
         self.optimisers["G_prime"].zero_grad(set_to_none=True)
         objective_G_prime.backward()
         self.optimisers["G_prime"].step()
-        self.D_synthetic.requires_grad_(True)
-        # (C) discriminators: eq. 10
+        frozen_D_synthetic.requires_grad_(True)
+        # (C) discriminators: eq. 10, real and fake through each autoencoder in one call (one DDP forward)
         with self._autocast():
-            real_error = losses.reconstruction_error(y, self.D_real)
-            fake_error = losses.reconstruction_error(generated_detached, self.D_real)
-            synthetic_error = losses.reconstruction_error(x, self.D_synthetic)
-            cycled_error = losses.reconstruction_error(cycled_again.detach(), self.D_synthetic)
+            real_and_fake = torch.cat([y, generated_detached])
+            reconstructed = self.D_real(real_and_fake)
+            real_error = losses.l1(reconstructed[: len(y)], y)
+            fake_error = losses.l1(reconstructed[len(y):], generated_detached)
+            synthetic_and_cycled = torch.cat([x, cycled_again.detach()])
+            reconstructed = self.D_synthetic(synthetic_and_cycled)
+            synthetic_error = losses.l1(reconstructed[: len(x)], x)
+            cycled_error = losses.l1(reconstructed[len(x):], cycled_again.detach())
         loss_D = losses.discriminator_objective(
             losses.discriminator_loss(real_error.float(), fake_error.float(), k["real"]),
             losses.discriminator_loss(synthetic_error.float(), cycled_error.float(), k["synthetic"]))
@@ -288,15 +338,17 @@ class Trainer:
         loss_D.backward()
         self.optimisers["D"].step()
         # balances, centroids, EMA, schedule
-        k["real"] = losses.update_k(k["real"], real_error.item(), fake_error.item(), config.gamma, config.lambda_k)
-        k["synthetic"] = losses.update_k(k["synthetic"], synthetic_error.item(), cycled_error.item(), config.gamma, config.lambda_k)
+        errors = _mean_across_ranks([real_error.item(), fake_error.item(), synthetic_error.item(), cycled_error.item(),
+                                     pair_error.item() if pair_error is not None else 0.0, cycle_again.item()], self.world)
+        k["real"] = losses.update_k(k["real"], errors[0], errors[1], config.gamma, config.lambda_k)
+        k["synthetic"] = losses.update_k(k["synthetic"], errors[2], errors[3], config.gamma, config.lambda_k)
         if pair_error is not None:
-            k["pair"] = losses.update_k(k["pair"], pair_error.item(), cycle_again.item(), config.gamma, config.lambda_k)
+            k["pair"] = losses.update_k(k["pair"], errors[4], errors[5], config.gamma, config.lambda_k)
             logs["DP"] = pair.item()
         if self.identity is not None:
-            self.centroids.update(embeddings.detach(), labels)
+            self.centroids.update(*_gather_across_ranks(embeddings.detach(), labels, self.world))
         with torch.no_grad():
-            for ema, live in zip(self.G_ema.state_dict().values(), self.G.state_dict().values()):
+            for ema, live in zip(self.G_ema.state_dict().values(), bare(self.G).state_dict().values()):
                 if ema.dtype.is_floating_point:
                     ema.mul_(config.ema_decay).add_(live, alpha=1 - config.ema_decay)
                 else:
@@ -316,7 +368,7 @@ class Trainer:
     def checkpoint(self) -> dict:
         return {
             "config": asdict(self.config), "state": asdict(self.state),
-            "networks": {name: getattr(self, name).state_dict() for name in ("G", "G_prime", "D_real", "D_synthetic", "G_ema")},
+            "networks": {name: bare(getattr(self, name)).state_dict() for name in ("G", "G_prime", "D_real", "D_synthetic", "G_ema")},
             "optimisers": {n: o.state_dict() for n, o in self.optimisers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "centroids": self.centroids.state_dict(),
@@ -325,13 +377,15 @@ class Trainer:
         }
 
     def save(self) -> None:
+        if self.rank != 0:  # every rank holds the same weights; rank 0 writes
+            return
         with atomic_path(self.out / "checkpoint.pt") as temporary:
             torch.save(self.checkpoint(), temporary)
 
     def restore(self, path: Path) -> None:
         stored = torch.load(path, map_location="cpu", weights_only=False)
         for name, weights in stored["networks"].items():
-            getattr(self, name).load_state_dict(weights)
+            bare(getattr(self, name)).load_state_dict(weights)
         for name, state in stored["optimisers"].items():
             self.optimisers[name].load_state_dict(state)
         for name, state in stored["schedulers"].items():
@@ -348,9 +402,10 @@ class Trainer:
             self.fixed_synthetic = self.synthetic.batch(np.random.default_rng(12345))[0]
         with torch.no_grad():
             generated = self.G_ema(self.fixed_synthetic)
-            self.G_prime.eval()
-            cycled = self.G_prime(generated)
-            self.G_prime.train()
+            fitting = bare(self.G_prime)
+            fitting.eval()
+            cycled = fitting(generated)
+            fitting.train()
         grid = torch.cat([self.fixed_synthetic, generated, cycled]) * 0.5 + 0.5
         with atomic_path(path) as temporary:
             save_image(grid, temporary, nrow=len(self.fixed_synthetic), padding=2, pad_value=1.0, format="png")
@@ -368,7 +423,9 @@ def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume
     if resume and checkpoint.exists():
         trainer.restore(checkpoint)
         log.info("resumed at iteration %d", trainer.state.iteration)
-    write_json(out / "config.json", asdict(config))
+    if trainer.rank == 0:
+        write_json(out / "config.json", asdict(config))
+    primary = trainer.rank == 0
     stop = {"requested": False}
 
     def request_stop(signum, frame):
@@ -379,18 +436,19 @@ def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume
     try:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out / "tensorboard"))
+        writer = SummaryWriter(str(out / "tensorboard")) if primary else None
     except ImportError:  # tensorboard is a dependency; keep training if it is broken
         log.warning("tensorboard unavailable; logging to CSV only")
     metrics_path = out / "metrics.csv"
     try:
-        with tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train", disable=not progress) as bar:
+        with tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train",
+                  disable=not (progress and primary)) as bar:
             while trainer.state.iteration < config.iterations and not stop["requested"]:
                 started = time.perf_counter()
                 logs = trainer.step()
                 logs["seconds_per_iteration"] = time.perf_counter() - started
                 iteration = trainer.state.iteration
-                if iteration % config.log_every == 0 or iteration == config.iterations:
+                if primary and (iteration % config.log_every == 0 or iteration == config.iterations):
                     new_file = not metrics_path.exists()
                     with open(metrics_path, "a", newline="") as handle:
                         row = {"iteration": iteration, **logs}
@@ -401,7 +459,7 @@ def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume
                     if writer is not None:
                         for key, value in logs.items():
                             writer.add_scalar(key, value, iteration)
-                if iteration % config.sample_every == 0 or iteration == config.iterations:
+                if primary and (iteration % config.sample_every == 0 or iteration == config.iterations):
                     trainer.sample_grid(out / "samples" / f"{iteration:07d}.png")
                 if iteration % config.checkpoint_every == 0:
                     trainer.save()

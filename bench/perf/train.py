@@ -1,0 +1,59 @@
+"""Seconds per training iteration of the translator, per preset and with bf16 autocast / channels-last.
+
+    python -m bench.perf.train --real DIR --pairs DIR [--iterations 6] [--presets smoke,cpu]
+
+Variants run one after another in this process on the same data (the first iterations, after one
+warm-up iteration, are timed); the losses of the first timed iteration are recorded beside the times,
+so a variant that is faster but changes the losses can be seen.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from bench.cli import add_common_arguments, run_main, setup_logging
+from bench.perf.record import write_record
+from generators.train import PRESETS, Trainer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--real", type=Path, required=True)
+    parser.add_argument("--pairs", type=Path, required=True)
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--presets", default="smoke,cpu")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    rows = []
+    for preset in args.presets.split(","):
+        for variant, options in (("fp32", {}), ("bf16 autocast", {"bf16": True}), ("channels-last", {"channels_last": True})):
+            config = replace(PRESETS[preset], **options)
+            with tempfile.TemporaryDirectory() as scratch:
+                trainer = Trainer(config, args.real, args.pairs, Path(scratch))
+                trainer.step()  # warm-up
+                started = time.perf_counter()
+                first = None
+                for _ in range(args.iterations):
+                    logs = trainer.step()
+                    first = first or logs
+                seconds = (time.perf_counter() - started) / args.iterations
+            rows.append({"preset": preset, "variant": variant, "image_size": config.network.image_size,
+                         "batch": config.batch_size, "seconds_per_iteration": seconds,
+                         "G": first["G"], "cyc": first["cyc"], "C": first.get("C", float("nan"))})
+            print(rows[-1], flush=True)
+    command = f"python -m bench.perf.train --real {args.real} --pairs {args.pairs} --iterations {args.iterations} --presets {args.presets}"
+    notes = ("Each variant starts from the same seed; G, cyc and C are the losses of its first timed iteration. "
+             "The `paper` preset (108x108, batch 16, 64-channel discriminators) is timed with --presets paper.")
+    frame = write_record("train", "Translator training: seconds per iteration", command, rows, notes)
+    print(frame.to_markdown(index=False, floatfmt=".3f"))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
