@@ -31,7 +31,7 @@ from generators.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.model import MorphableModel, load_model
 from generators.morphable.render import FaceRenderer, batch_from_samples
-from generators.morphable.sampling import SamplingConfig, sample_identity, sample_image
+from generators.morphable.sampling import sample_identity, sample_image
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ Landmarks: the Multi-PIE 68 vertex indices listed in the ICT-FaceKit README.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import tarfile
