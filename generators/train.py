@@ -77,7 +77,7 @@ PRESETS = {
     "paper": TrainConfig(),
     "cpu": TrainConfig(network=NetworkConfig(image_size=64, discriminator_width=32, bottleneck=64), batch_size=8,
                        identities_per_batch=4, synthetic_identities=1000, iterations=1000, halvings=(600, 800, 900),
-                       ema_decay=0.999, checkpoint_every=100, sample_every=100),
+                       ema_decay=0.99, checkpoint_every=100, sample_every=100),
     "smoke": TrainConfig(network=NetworkConfig(image_size=32, generator_width=8, discriminator_width=8, bottleneck=8),
                          batch_size=4, identities_per_batch=2, synthetic_identities=8, iterations=4, halvings=(2,),
                          ema_decay=0.9, checkpoint_every=2, sample_every=2, log_every=1),
@@ -347,10 +347,13 @@ class Trainer:
             logs["DP"] = pair.item()
         if self.identity is not None:
             self.centroids.update(*_gather_across_ranks(embeddings.detach(), labels, self.world))
+        # EMA of G with a warm-up (as TensorFlow's ExponentialMovingAverage with num_updates), so that
+        # early samples are not dominated by the random initial weights
+        decay = min(config.ema_decay, (1 + self.state.iteration) / (10 + self.state.iteration))
         with torch.no_grad():
             for ema, live in zip(self.G_ema.state_dict().values(), bare(self.G).state_dict().values()):
                 if ema.dtype.is_floating_point:
-                    ema.mul_(config.ema_decay).add_(live, alpha=1 - config.ema_decay)
+                    ema.mul_(decay).add_(live, alpha=1 - decay)
                 else:
                     ema.copy_(live)
         for scheduler in self.schedulers.values():
