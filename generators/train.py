@@ -414,6 +414,32 @@ class Trainer:
             save_image(grid, temporary, nrow=len(self.fixed_synthetic), padding=2, pad_value=1.0, format="png")
 
 
+def plot_training_curves(metrics_csv: Path, path: Path) -> None:
+    """Loss curves, k balances and BEGAN's convergence measure from metrics.csv (smoothed over 20 rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.read_csv(metrics_csv)
+    panels = [("adversarial", ["G", "G_prime", "D_R", "D_S"]), ("reconstruction", ["cyc", "id", "DP"]),
+              ("identity L_C", ["C"]), ("BEGAN", ["M_global", "k_real", "k_synthetic", "k_pair"])]
+    figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6))
+    for axis, (title, columns) in zip(axes, panels):
+        for column in columns:
+            if column in table:
+                axis.plot(table.iteration, table[column].rolling(20, min_periods=1).mean(), label=column)
+        axis.set_title(title)
+        axis.set_xlabel("iteration")
+        axis.legend(fontsize="small")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)
+
+
 def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume: bool = False,
           progress: bool = True) -> Trainer:
     """Run (or continue) training into `out`; returns the trainer at the end."""
@@ -466,6 +492,8 @@ def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume
                     trainer.sample_grid(out / "samples" / f"{iteration:07d}.png")
                 if iteration % config.checkpoint_every == 0:
                     trainer.save()
+                    if primary and metrics_path.exists():
+                        plot_training_curves(metrics_path, out / "curves.png")
                 bar.update(1)
                 bar.set_postfix(G=f"{logs['G']:.3f}", M=f"{logs['M_global']:.3f}")
         trainer.save()
