@@ -209,7 +209,25 @@ class DlibChipAligner(Aligner):
         return chips, found
 
 
-ALIGNERS = {"mtcnn": MTCNNAligner, "dlib": DlibChipAligner}
+class PrealignedAligner(Aligner):
+    """For images that already are canonical crops (renders, GANFaces, prepared real faces): the
+    template itself gives the landmarks, so each crop is only rescaled to the embedder's geometry."""
+
+    name = "prealigned"
+
+    def __init__(self, source: CropGeometry = CANONICAL_CROP):
+        super().__init__()
+        self.source = source
+
+    def chips(self, images, geometry):
+        chips = [warp_to_crop(image, CropGeometry(image.size[0], self.source.padding).template(), geometry)
+                 for image in images]
+        found = np.ones(len(images), dtype=bool)
+        self._count(found)
+        return chips, found
+
+
+ALIGNERS = {"mtcnn": MTCNNAligner, "dlib": DlibChipAligner, "prealigned": PrealignedAligner}
 
 
 def get_aligner(name: str) -> Aligner:

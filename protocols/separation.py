@@ -1,0 +1,155 @@
+"""Identity separation of face datasets (the paper's Fig. 6): same- vs different-identity distances.
+
+    python -m protocols.separation --dataset renders=runs/renders --dataset lfw --embedder dlib-resnet --pairs 1000
+
+A dataset is `name=FOLDER` (one sub-folder per identity, images already aligned to the canonical
+crop, as `generators.render` and `generators.synthesize` write them) or `lfw` (LFW people with two or
+more images, aligned with MTCNN). From each, `--pairs` same-identity and `--pairs` different-identity
+pairs are drawn (seeded), embedded, and their Euclidean distances (of L2-normalised features for
+cosine embedders) compared: mean distances, d' = (mean_diff - mean_same) / sqrt((var_same + var_diff) / 2),
+ROC AUC and EER of "same" = small distance. Writes separation.csv/.md and a histogram panel per dataset.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from bench.atomic import atomic_path, write_text  # noqa: E402
+from bench.cli import UserError, add_common_arguments, run_main, setup_logging  # noqa: E402
+from bench.data import data_root  # noqa: E402
+from protocols.embedding import FaceItem, embed_items  # noqa: E402
+from protocols.metrics import equal_error_rate, roc_auc  # noqa: E402
+from protocols.report import markdown_table  # noqa: E402
+from recognition.embedders import get_embedder  # noqa: E402
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class FaceSet:
+    name: str
+    identities: dict[str, list[Path]]  # identity -> images
+    aligner: str  # "prealigned" for canonical crops, "mtcnn" for photos
+
+
+def folder_dataset(name: str, folder: Path) -> FaceSet:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"--dataset {name}={folder}: not a folder")
+    identities = {d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                  for d in sorted(folder.iterdir()) if d.is_dir()}
+    identities = {k: v for k, v in identities.items() if len(v) >= 2}
+    if len(identities) < 2:
+        raise UserError(f"--dataset {name}={folder}: needs at least 2 identity folders with 2 or more images each")
+    return FaceSet(name, identities, "prealigned")
+
+
+def lfw_dataset(root=None) -> FaceSet:
+    from protocols.lfw_files import LFWLayout
+
+    layout = LFWLayout(data_root(root))
+    people = layout.people("people.txt")
+    identities = {p.name: [layout.image_path(p.name, i) for i in range(1, p.images + 1)] for p in people if p.images >= 2}
+    return FaceSet("lfw", identities, "mtcnn")
+
+
+def sample_pairs(faces: FaceSet, count: int, seed: int) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    rng = np.random.default_rng(seed)
+    names = sorted(faces.identities)
+    same, different = [], []
+    for _ in range(count):
+        images = faces.identities[names[rng.integers(len(names))]]
+        a, b = rng.choice(len(images), 2, replace=False)
+        same.append((images[a], images[b]))
+        first, second = rng.choice(len(names), 2, replace=False)
+        different.append((faces.identities[names[first]][rng.integers(len(faces.identities[names[first]]))],
+                          faces.identities[names[second]][rng.integers(len(faces.identities[names[second]]))]))
+    return same, different
+
+
+def separation(faces: FaceSet, embedder, pairs: int, seed: int = 0, **embed_options) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Separability figures of one dataset, and its same and different distances."""
+    same, different = sample_pairs(faces, pairs, seed)
+    paths = sorted({p for pair in same + different for p in pair})
+    index = {p: i for i, p in enumerate(paths)}
+    items = [FaceItem(f"separation/{p.resolve()}", p) for p in paths]
+    features = embed_items(embedder, items, aligner=faces.aligner, **embed_options).features
+    if embedder.metric == "cosine":
+        features = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
+
+    def distances(pair_list):
+        return np.array([np.linalg.norm(features[index[a]] - features[index[b]]) for a, b in pair_list])
+
+    d_same, d_diff = distances(same), distances(different)
+    scores = -np.concatenate([d_same, d_diff])
+    labels = np.concatenate([np.ones(len(d_same)), np.zeros(len(d_diff))])
+    row = {"dataset": faces.name, "identities": len(faces.identities), "pairs": pairs,
+           "mean_same": float(d_same.mean()), "mean_different": float(d_diff.mean()),
+           "d_prime": float((d_diff.mean() - d_same.mean()) / np.sqrt((d_same.var() + d_diff.var()) / 2)),
+           "auc": roc_auc(scores, labels), "eer": equal_error_rate(scores, labels)}
+    return row, d_same, d_diff
+
+
+def plot_separation(distances: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, embedder: str) -> None:
+    figure, axes = plt.subplots(1, len(distances), figsize=(4.2 * len(distances), 3.4), sharex=True, squeeze=False)
+    for axis, (name, (same, different)) in zip(axes[0], distances.items()):
+        frame = pd.DataFrame({"distance": np.concatenate([same, different]),
+                              "pair": ["same identity"] * len(same) + ["different identities"] * len(different)})
+        sns.histplot(frame, x="distance", hue="pair", bins=40, stat="density", common_norm=False, element="step", ax=axis)
+        axis.set_title(name)
+    figure.suptitle(f"Euclidean distances in {embedder}")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m protocols.separation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--dataset", action="append", required=True, help="NAME=FOLDER (identity sub-folders) or lfw")
+    parser.add_argument("--embedder", default="dlib-resnet")
+    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("results/separation"))
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.pairs < 1:
+        raise UserError("--pairs must be positive")
+    datasets = []
+    for spec in args.dataset:
+        if spec == "lfw":
+            datasets.append(lfw_dataset(args.data_root))
+        elif "=" in spec:
+            name, folder = spec.split("=", 1)
+            datasets.append(folder_dataset(name, Path(folder)))
+        else:
+            raise UserError(f"--dataset {spec}: expected NAME=FOLDER or lfw")
+    embedder = get_embedder(args.embedder)
+    rows, distances = [], {}
+    for faces in datasets:
+        row, same, different = separation(faces, embedder, args.pairs, args.seed)
+        rows.append(row)
+        distances[faces.name] = (same, different)
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "separation.csv", table.to_csv(index=False))
+    write_text(args.out / "separation.md", markdown_table(table) + "\n")
+    plot_separation(distances, args.out / "separation.png", args.embedder)
+    print(markdown_table(table))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
