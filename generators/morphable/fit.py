@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from generators.morphable.model import MorphableModel
-from generators.morphable.render import sh_basis
+from generators.morphable.render import sh_basis, vertex_normals
 
 # ICT-FaceKit README: extended jawlines, candidates for the contour landmarks 0-7 and 9-16
 RIGHT_JAWLINE = [1280, 1278, 1275, 1272, 1248, 12, 820, 1834, 1902, 243, 844, 781, 1673, 2199, 801, 1447, 800]
@@ -148,11 +148,7 @@ def fit_lighting(model: MorphableModel, vertices: np.ndarray, rotation: np.ndarr
     """
     posed = vertices @ rotation.T
     triangles = torch.from_numpy(model.triangles.astype(np.int64))
-    v = torch.from_numpy(posed.astype(np.float32))
-    a, b, c = v[triangles[:, 0]], v[triangles[:, 1]], v[triangles[:, 2]]
-    normals = torch.zeros_like(v).index_add_(0, triangles[:, 0], torch.cross(b - a, c - a, dim=1))
-    normals = normals.index_add_(0, triangles[:, 1], torch.cross(b - a, c - a, dim=1))
-    normals = torch.nn.functional.normalize(normals.index_add_(0, triangles[:, 2], torch.cross(b - a, c - a, dim=1)), dim=1)
+    normals = vertex_normals(torch.from_numpy(posed.astype(np.float32))[None], triangles)[0]
     pixels = np.asarray(photo, dtype=np.float64)
     pixels = pixels / 255.0 if pixels.max() > 1.5 else pixels
     height, width = pixels.shape[:2]

@@ -60,6 +60,16 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     return basis * torch.as_tensor(_SH_CONSTANTS, dtype=normals.dtype)
 
 
+def vertex_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) -> unit per-vertex normals, area-weighted over adjacent triangles (0-based (T, 3) ids)."""
+    a, b, c = (vertices[:, triangles[:, k]] for k in range(3))
+    face_normals = torch.cross(b - a, c - a, dim=-1)
+    normals = torch.zeros_like(vertices)
+    for k in range(3):
+        normals.index_add_(1, triangles[:, k], face_normals)
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-8)
+
+
 def rotation_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
     """R = R_roll(z) @ R_pitch(x) @ R_yaw(y); positive yaw turns the face to the image's right."""
     yaw, pitch, roll = np.radians([yaw_deg, pitch_deg, roll_deg])
@@ -134,13 +144,7 @@ class FaceRenderer:
         self.landmark_ids = model.landmarks_68
 
     def vertex_normals(self, vertices: torch.Tensor) -> torch.Tensor:
-        """(B, V, 3) -> unit per-vertex normals, area-weighted over adjacent triangles."""
-        a, b, c = (vertices[:, self.triangles[:, k]] for k in range(3))
-        face_normals = torch.cross(b - a, c - a, dim=-1)
-        normals = torch.zeros_like(vertices)
-        for k in range(3):
-            normals.index_add_(1, self.triangles[:, k], face_normals)
-        return torch.nn.functional.normalize(normals, dim=-1, eps=1e-8)
+        return vertex_normals(vertices, self.triangles)
 
     def render(self, batch: RenderBatch) -> tuple[np.ndarray, np.ndarray]:
         """(B, S, S, 3) uint8 aligned crops and (B, 68, 2) landmarks in crop pixels."""
