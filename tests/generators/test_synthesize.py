@@ -1,0 +1,189 @@
+"""GANFaces synthesis on small runs: layout, metadata, determinism, shards and merge, resume after a kill."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from bench.cli import UserError
+from generators.networks import BeganDiscriminator, make_fitting_network, make_generator
+from generators.synthesize import (
+    PRESETS,
+    chunk_ranges,
+    main,
+    merge,
+    read_image,
+    synthesize,
+)
+from generators.train import PRESETS as TRAIN_PRESETS
+
+pytestmark = pytest.mark.data
+
+SMOKE = replace(PRESETS["smoke"], scores=True)
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory, ict_archive) -> Path:
+    """A translator checkpoint in generators.train's format, with seeded random weights (what G learnt is not under test)."""
+    torch.manual_seed(0)
+    config = TRAIN_PRESETS["smoke"]
+    G = make_generator(config.network)
+    networks = {"G": G.state_dict(), "G_ema": G.state_dict(), "G_prime": make_fitting_network(config.network).state_dict(),
+                "D_real": BeganDiscriminator(config.network).state_dict()}
+    path = tmp_path_factory.mktemp("translator") / "checkpoint.pt"
+    torch.save({"config": asdict(config), "networks": networks}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(translator, tmp_path_factory) -> Path:
+    """One uninterrupted, unsharded run that the other runs must reproduce byte for byte."""
+    out = tmp_path_factory.mktemp("reference")
+    synthesize(SMOKE, translator, out, progress=False)
+    return out
+
+
+def digests(out: Path) -> dict[str, str]:
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in ("ganfaces", "renders", "webdataset", "parts") if (out / folder).is_dir()
+            for p in sorted((out / folder).rglob("*")) if p.is_file()}
+
+
+def test_identity_folders_counts_and_metadata_match_images(reference):
+    config = SMOKE
+    folders = sorted(p.name for p in (reference / "ganfaces").iterdir())
+    assert folders == [f"id_{i:05d}" for i in range(config.identities)]
+    for folder in folders:
+        assert len(list((reference / "ganfaces" / folder).glob("*.jpg"))) == config.per_identity
+        assert len(list((reference / "renders" / folder).glob("*.jpg"))) == config.per_identity
+    table = pd.read_csv(reference / "metadata.csv")
+    assert len(table) == config.identities * config.per_identity and not table.file.duplicated().any()
+    for row in table.itertuples():
+        assert row.file == f"ganfaces/id_{row.identity:05d}/{row.image:03d}.jpg"
+        assert row.render_file == row.file.replace("ganfaces/", "renders/")
+        assert Image.open(reference / row.file).size == (config.output_size, config.output_size)
+    landmarks = table[[c for c in table if c.startswith("lm")]].to_numpy().reshape(len(table), 68, 2)
+    inner = landmarks[:, 17:]  # brows, eyes, nose, mouth: inside the crop at any pose (the jaw line may not be)
+    assert (inner > 0).all() and (inner < config.output_size).all()
+    assert np.abs(landmarks[:, 30].mean(0) - config.output_size / 2).max() < 0.15 * config.output_size  # nose tip
+    assert {"yaw", "exp_jawOpen", "sh_0_r", "id_0", "exposure"} <= set(table.columns)
+    for column in ("d_error", "cycle_error", "centroid_distance"):
+        assert np.isfinite(table[column]).all() and (table[column] >= 0).all()
+    # the 3DMM parameters differ between images of one identity (new expression, pose, light) but not its shape
+    first = table[table.identity == 0]
+    assert first.yaw.nunique() == config.per_identity and first.id_0.nunique() == 1
+    assert table.groupby("identity").id_0.first().nunique() == config.identities
+    assert (reference / "contact_sheet.png").exists()
+
+
+def test_same_seed_is_byte_identical_and_another_seed_is_not(reference, translator, tmp_path):
+    synthesize(SMOKE, translator, tmp_path / "again", progress=False)
+    assert digests(tmp_path / "again") == digests(reference)
+    synthesize(replace(SMOKE, seed=2), translator, tmp_path / "other", progress=False)
+    other = digests(tmp_path / "other")
+    assert other.keys() == digests(reference).keys()
+    assert not set(other.values()) & set(digests(reference).values())
+
+
+def test_shards_split_without_overlap_and_merge_checks_completeness(reference, translator, tmp_path):
+    out = tmp_path / "sharded"
+    first = synthesize(SMOKE, translator, out, shard=(0, 2), progress=False)
+    assert not first["complete"]
+    done = sorted(p.name for p in (out / "parts").iterdir())
+    assert done == [f"chunk-{c:06d}.csv" for c in range(0, len(chunk_ranges(SMOKE)), 2)]
+    with pytest.raises(UserError, match="chunks are not done"):
+        merge(out)
+    second = synthesize(SMOKE, translator, out, shard=(1, 2), progress=False)
+    assert second["complete"] and second["images"] + first["images"] == SMOKE.identities * SMOKE.per_identity
+    assert digests(out) == digests(reference)
+    # a stray image of no identity of this run, or a lost one, makes the merge fail
+    stray = out / "ganfaces" / "id_00099" / "000.jpg"
+    stray.parent.mkdir()
+    stray.write_bytes(b"x")
+    with pytest.raises(UserError, match="belong to no identity"):
+        merge(out)
+    stray.unlink()
+    (out / "renders" / "id_00002" / "001.jpg").unlink()
+    with pytest.raises(UserError, match="listed images are missing"):
+        merge(out)
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(reference, translator, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "generators.synthesize", "--generator", str(translator), "--preset", "smoke",
+               "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((out / "parts").glob("chunk-*.csv")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    parts = list((out / "parts").glob("chunk-*.csv"))
+    assert 1 <= len(parts) < len(chunk_ranges(SMOKE)), "killed between the first and the last chunk"
+    for image in (out / "ganfaces").rglob("*.jpg"):  # whatever was written under a final name is whole
+        Image.open(image).load()
+    assert main(["--generator", str(translator), "--preset", "smoke", "--out", str(out)]) == 0
+    assert not list(out.rglob(".tmp-*"))
+    assert digests(out) == digests(reference)
+
+
+def test_webdataset_tars_hold_every_image_and_label(translator, reference, tmp_path):
+    out = tmp_path / "wds"
+    config = replace(SMOKE, layout="webdataset", images_per_tar=6)
+    synthesize(config, translator, out, progress=False)
+    tars = sorted((out / "webdataset").glob("*.tar"))
+    assert len(tars) == len(chunk_ranges(config)) == 3
+    table = pd.read_csv(out / "metadata.csv")
+    with tarfile.open(tars[0]) as archive:
+        names = archive.getnames()
+        assert names[:3] == ["id_00000_000.jpg", "id_00000_000.cls", "id_00000_000.render.jpg"]
+        assert archive.extractfile("id_00001_002.cls").read() == b"1"
+    # the same pixels as the folder layout (batches differ, so compare decoded images loosely)
+    row = table.iloc[4]
+    from_tar = np.asarray(read_image(out, row.file), dtype=float)
+    from_folder = np.asarray(Image.open(reference / f"ganfaces/id_{row.identity:05d}/{row.image:03d}.jpg"), dtype=float)
+    assert np.abs(from_tar - from_folder).mean() < 3
+    again = tmp_path / "wds-again"
+    synthesize(config, translator, again, progress=False)
+    assert digests(again) == digests(out)
+
+
+def test_user_errors(translator, tmp_path, capsys):
+    assert _exit_code(["--generator", str(tmp_path / "nothing"), "--out", str(tmp_path / "a")]) == 2
+    assert "no checkpoint.pt" in capsys.readouterr().err
+    assert _exit_code(["--generator", str(translator), "--shard", "3/2", "--out", str(tmp_path / "b")]) == 2
+    assert "0 <= i < n" in capsys.readouterr().err
+    synthesize(replace(SMOKE, identities=2), translator, tmp_path / "c", progress=False)
+    with pytest.raises(UserError, match="identities differ"):
+        synthesize(SMOKE, translator, tmp_path / "c", progress=False)
+    with pytest.raises(UserError, match="no GANFaces run"):
+        merge(tmp_path / "empty")
+
+
+def _exit_code(argv) -> int:
+    from bench.cli import run_main
+
+    with pytest.raises(SystemExit) as stopped:
+        run_main(main, argv)
+    return stopped.value.code
+
+
+def test_torchrun_ranks_split_the_work_and_rank_0_merges(translator, reference, tmp_path):
+    out = tmp_path / "torchrun"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                             "29533", "-m", "generators.synthesize", "--generator", str(translator), "--preset", "smoke",
+                             "--out", str(out)], env=environment, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "metadata.csv").exists() and digests(out).keys() == digests(reference).keys()
