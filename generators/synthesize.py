@@ -97,6 +97,21 @@ class Translator:
     digest: str
 
 
+def save_untrained_translator(path: Path, preset: str = "smoke", seed: int = 0) -> Path:
+    """A checkpoint in generators.train's format with seeded random weights: for tests and speed benchmarks,
+    where what G learnt does not matter."""
+    from generators.train import PRESETS as TRAIN_PRESETS
+
+    torch.manual_seed(seed)
+    config = TRAIN_PRESETS[preset]
+    G = make_generator(config.network)
+    networks = {"G": G.state_dict(), "G_ema": G.state_dict(), "G_prime": make_fitting_network(config.network).state_dict(),
+                "D_real": BeganDiscriminator(config.network).state_dict()}
+    with atomic_path(path) as temporary:
+        torch.save({"config": asdict(config), "networks": networks}, temporary)
+    return Path(path)
+
+
 def load_translator(path: Path) -> Translator:
     """A `generators.train` run folder (or its checkpoint.pt) -> G_ema, G', D_R."""
     from generators.train import config_from_dict

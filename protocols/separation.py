@@ -19,18 +19,18 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from bench.atomic import atomic_path, write_text  # noqa: E402
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging  # noqa: E402
-from bench.data import data_root  # noqa: E402
-from protocols.embedding import FaceItem, embed_items  # noqa: E402
-from protocols.metrics import equal_error_rate, roc_auc  # noqa: E402
-from protocols.report import markdown_table  # noqa: E402
-from recognition.embedders import get_embedder  # noqa: E402
+from bench.atomic import atomic_path, write_text
+from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.data import data_root
+from protocols.embedding import FaceItem, embed_items
+from protocols.metrics import equal_error_rate, roc_auc
+from protocols.report import markdown_table
+from recognition.embedders import get_embedder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -77,8 +77,19 @@ def sample_pairs(faces: FaceSet, count: int, seed: int) -> tuple[list[tuple[Path
     return same, different
 
 
-def separation(faces: FaceSet, embedder, pairs: int, seed: int = 0, **embed_options) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Separability figures of one dataset, and its same and different distances."""
+@dataclass
+class Separation:
+    """Separability figures of one dataset, its same and different distances, and the embedded images."""
+
+    row: dict
+    same: np.ndarray
+    different: np.ndarray
+    paths: list[Path]
+    features: np.ndarray
+
+
+def separation(faces: FaceSet, embedder, pairs: int, seed: int = 0, **embed_options) -> Separation:
+    """Sample the pairs of one dataset, embed their images and compare same and different distances."""
     same, different = sample_pairs(faces, pairs, seed)
     paths = sorted({p for pair in same + different for p in pair})
     index = {p: i for i, p in enumerate(paths)}
@@ -97,7 +108,7 @@ def separation(faces: FaceSet, embedder, pairs: int, seed: int = 0, **embed_opti
            "mean_same": float(d_same.mean()), "mean_different": float(d_diff.mean()),
            "d_prime": float((d_diff.mean() - d_same.mean()) / np.sqrt((d_same.var() + d_diff.var()) / 2)),
            "auc": roc_auc(scores, labels), "eer": equal_error_rate(scores, labels)}
-    return row, d_same, d_diff
+    return Separation(row, d_same, d_diff, paths, features)
 
 
 def plot_separation(distances: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, embedder: str) -> None:
@@ -123,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/separation"))
+    parser.add_argument("--realism-reference", default="lfw",
+                        help="the real set the realism figures compare with (a --dataset name; 'none' to skip)")
+    parser.add_argument("--realism-images", type=int, default=1000, help="images per set for the image statistics")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     if args.pairs < 1:
@@ -136,18 +150,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             datasets.append(folder_dataset(name, Path(folder)))
         else:
             raise UserError(f"--dataset {spec}: expected NAME=FOLDER or lfw")
+    names = [faces.name for faces in datasets]
+    if len(set(names)) != len(names):
+        raise UserError(f"--dataset names must differ: {', '.join(names)}")
+    reference = None if args.realism_reference == "none" else args.realism_reference
+    if reference is not None and reference not in names:
+        if args.realism_reference != parser.get_default("realism_reference"):
+            raise UserError(f"--realism-reference {reference}: no --dataset has that name ({', '.join(names)})")
+        reference = None
     embedder = get_embedder(args.embedder)
-    rows, distances = [], {}
-    for faces in datasets:
-        row, same, different = separation(faces, embedder, args.pairs, args.seed)
-        rows.append(row)
-        distances[faces.name] = (same, different)
-    table = pd.DataFrame(rows)
+    results = {faces.name: separation(faces, embedder, args.pairs, args.seed) for faces in datasets}
+    table = pd.DataFrame([result.row for result in results.values()])
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "separation.csv", table.to_csv(index=False))
     write_text(args.out / "separation.md", markdown_table(table) + "\n")
-    plot_separation(distances, args.out / "separation.png", args.embedder)
+    plot_separation({name: (r.same, r.different) for name, r in results.items()}, args.out / "separation.png",
+                    args.embedder)
     print(markdown_table(table))
+    if reference is not None:
+        from protocols.realism import canonical_crops, plot_realism, realism_table
+
+        crops = {}
+        for faces in datasets:
+            paths = results[faces.name].paths
+            rng = np.random.default_rng(args.seed)  # per set, so its choice does not depend on the others
+            chosen = sorted(rng.choice(len(paths), min(args.realism_images, len(paths)), replace=False))
+            crops[faces.name] = canonical_crops([paths[i] for i in chosen], faces.aligner)
+        realism = realism_table({name: r.features for name, r in results.items()}, crops, reference, args.seed)
+        write_text(args.out / "realism.csv", realism.to_csv(index=False))
+        write_text(args.out / "realism.md", markdown_table(realism) + "\n")
+        plot_realism(realism, reference, args.out / "realism.png")
+        print(markdown_table(realism))
     return 0
 
 

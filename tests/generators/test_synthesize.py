@@ -6,26 +6,24 @@ import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from bench.cli import UserError
-from generators.networks import BeganDiscriminator, make_fitting_network, make_generator
 from generators.synthesize import (
     PRESETS,
     chunk_ranges,
     main,
     merge,
     read_image,
+    save_untrained_translator,
     synthesize,
 )
-from generators.train import PRESETS as TRAIN_PRESETS
 
 pytestmark = pytest.mark.data
 
@@ -34,15 +32,8 @@ SMOKE = replace(PRESETS["smoke"], scores=True)
 
 @pytest.fixture(scope="module")
 def translator(tmp_path_factory, ict_archive) -> Path:
-    """A translator checkpoint in generators.train's format, with seeded random weights (what G learnt is not under test)."""
-    torch.manual_seed(0)
-    config = TRAIN_PRESETS["smoke"]
-    G = make_generator(config.network)
-    networks = {"G": G.state_dict(), "G_ema": G.state_dict(), "G_prime": make_fitting_network(config.network).state_dict(),
-                "D_real": BeganDiscriminator(config.network).state_dict()}
-    path = tmp_path_factory.mktemp("translator") / "checkpoint.pt"
-    torch.save({"config": asdict(config), "networks": networks}, path)
-    return path
+    """A translator checkpoint in generators.train's format with seeded random weights (what G learnt is not under test)."""
+    return save_untrained_translator(tmp_path_factory.mktemp("translator") / "checkpoint.pt", "smoke")
 
 
 @pytest.fixture(scope="module")

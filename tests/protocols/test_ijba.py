@@ -6,7 +6,12 @@ import pytest
 from bench.cli import UserError
 from protocols import ijba
 from protocols.embedding import FaceItem, load_loose_crop
-from protocols.ijba import evaluate_ijba, read_comparisons, read_metadata, template_features
+from protocols.ijba import (
+    evaluate_ijba,
+    read_comparisons,
+    read_metadata,
+    template_features,
+)
 from protocols.ijba_fixture import build_ijba_fixture
 from protocols.lfw_files import LFWLayout
 from recognition.embedders import get_embedder

@@ -27,9 +27,11 @@ def test_pairs_are_seeded_and_labelled(renders):
 
 
 def test_separation_figures_on_renders(renders):
-    row, same, different = separation(folder_dataset("renders", renders), get_embedder("dlib-resnet"), 40,
-                                      progress=False, use_cache=False, workers=0)
+    result = separation(folder_dataset("renders", renders), get_embedder("dlib-resnet"), 40,
+                        progress=False, use_cache=False, workers=0)
+    row, same, different = result.row, result.same, result.different
     assert len(same) == len(different) == 40
+    assert len(result.paths) == len(result.features) and len(result.paths) <= 160
     assert row["mean_same"] < row["mean_different"]  # the same 3DMM identity stays closer in dlib's space
     assert np.isfinite(row["d_prime"]) and 0.5 < row["auc"] <= 1 and 0 <= row["eer"] < 0.5
 
@@ -38,3 +40,22 @@ def test_a_folder_without_identities_is_refused(tmp_path):
     (tmp_path / "only").mkdir()
     with pytest.raises(UserError, match="at least 2 identity folders"):
         folder_dataset("x", tmp_path)
+
+
+def test_cli_writes_separation_and_realism_tables(renders, tmp_path):
+    import pandas as pd
+
+    from protocols.separation import main
+
+    out = tmp_path / "out"
+    assert main(["--dataset", f"real={renders}", "--dataset", f"renders={renders}", "--pairs", "10",
+                 "--realism-reference", "real", "--realism-images", "12", "--out", str(out)]) == 0
+    for name in ("separation.csv", "separation.png", "realism.csv", "realism.png"):
+        assert (out / name).exists(), name
+    realism = pd.read_csv(out / "realism.csv")
+    assert list(realism.dataset) == ["real", "renders"] and realism.frechet_to_real.notna().all()
+    assert realism.mean_r.iloc[0] == realism.mean_r.iloc[1]  # same folder, same seed: same images
+    with pytest.raises(UserError, match="no --dataset has that name"):
+        main(["--dataset", f"a={renders}", "--realism-reference", "lfw2", "--out", str(out)])
+    with pytest.raises(UserError, match="names must differ"):
+        main(["--dataset", f"a={renders}", "--dataset", f"a={renders}", "--out", str(out)])

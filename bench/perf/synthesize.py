@@ -1,0 +1,68 @@
+"""GANFaces synthesis speed end to end (render + G + scores + encode + write), and where the time goes.
+
+    python -m bench.perf.synthesize [--images 600] [--presets cpu,paper]
+
+Each row runs `generators.synthesize` itself into a scratch folder with an untrained translator of the
+preset's network (speed does not depend on the weights): fp32, bf16 autocast, bf16 + channels-last,
+and bf16 without the confidence scores (D_R, G' and C forwards). The split columns are seconds per
+1,000 images spent rendering (sampling included), in G, in the scores, and encoding and writing JPEGs.
+Peak resident memory is read after every variant; it must not grow with the number of images.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from bench.cli import add_common_arguments, run_main, setup_logging
+from bench.perf.record import write_record
+from generators.synthesize import SynthesisConfig, save_untrained_translator, synthesize
+
+VARIANTS = (
+    ("fp32", {"bf16": False}),
+    ("bf16 autocast", {"bf16": True}),
+    ("bf16 + channels-last", {"bf16": True, "channels_last": True}),
+    ("bf16, no scores", {"bf16": True, "scores": False}),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf.synthesize", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--images", type=int, default=600, help="images per variant (whole identities of 20)")
+    parser.add_argument("--presets", default="cpu,paper", help="translator network sizes to time")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="facebench-synthesize-") as scratch:
+        for preset in args.presets.split(","):
+            generator = save_untrained_translator(Path(scratch) / f"{preset}.pt", preset)
+            # warm-up: the 3DMM conversion cache, the EGL context, the embedder's weights
+            synthesize(SynthesisConfig(identities=2, per_identity=4), generator, Path(scratch) / f"warm-{preset}",
+                       progress=False)
+            for variant, options in VARIANTS:
+                config = replace(SynthesisConfig(identities=max(1, args.images // 20), per_identity=20), **options)
+                started = time.perf_counter()
+                summary = synthesize(config, generator, Path(scratch) / f"{preset}-{variant}", progress=False)
+                seconds = time.perf_counter() - started
+                per_thousand = {f"{k}_s_per_1k": 1000 * v / summary["images"] for k, v in summary["split"].items()}
+                rows.append({"translator": preset, "variant": variant, "images": summary["images"],
+                             "images_per_s": summary["images"] / seconds, **per_thousand,
+                             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+                print(rows[-1], flush=True)
+    command = f"python -m bench.perf.synthesize --images {args.images} --presets {args.presets}"
+    notes = ("End to end = wall time of `synthesize()` including the merge (metadata.csv, contact sheet); G runs at "
+             "the translator's training size (cpu preset 64x64, paper 108x108) and its output is resized to 108x108. "
+             "One process, the default torch threads (2). Target: at least 30 images/s at 108x108.")
+    frame = write_record("synthesize", "GANFaces synthesis: images/s end to end and time split", command, rows, notes)
+    print(frame.to_markdown(index=False, floatfmt=".1f"))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
