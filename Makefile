@@ -14,7 +14,7 @@ export FACEBENCH_DATA := $(SHARED_DATA)
 endif
 endif
 
-.PHONY: demo test venv clean
+.PHONY: demo test regress venv clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+regress: $(STAMP)
+	$(PY) -m bench.regress
 
 clean:
 	rm -rf $(VENV) .pytest_cache
