@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from bench.atomic import write_json
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.data import data_root
+from bench.fixtures import inverted_pairs, lfw_centre_crops
 
 log = logging.getLogger(__name__)
 BASELINE = Path("results/baselines/regress.json")
@@ -60,29 +60,13 @@ def register_probe(name: str, tolerances: dict[str, float], description: str):
 
 # ------------------------------------------------------------------------------------------ probes
 
-def _lfw_crops(folder: Path, count: int) -> Path:
-    """Centre crops of the first LFW DevTrain photos (a stand-in for aligned faces: alignment is not probed)."""
-    from generators.real_faces import lfw_training_photos
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for key, path in lfw_training_photos("peopleDevTrain")[:count]:
-        Image.open(path).convert("RGB").crop((71, 71, 179, 179)).save(folder / f"{key}.png")
-    return folder
-
-
 @register_probe("translator", {"": 2e-3, "M_global": 2e-3, "k_": 1e-5},
                 "losses of the translator's smoke preset at each of its 4 iterations")
 def translator_probe(scratch: Path) -> dict[str, float]:
     from generators.train import PRESETS, train
 
-    real = _lfw_crops(scratch / "real", 12)
-    pairs = scratch / "pairs"
-    for sub in ("real", "render"):
-        (pairs / sub).mkdir(parents=True)
-    for n, path in enumerate(sorted(real.glob("*.png"))[:6]):
-        image = Image.open(path)
-        image.save(pairs / "real" / f"{n:06d}.png")
-        Image.fromarray(255 - np.asarray(image)).save(pairs / "render" / f"{n:06d}.png")
+    real = lfw_centre_crops(scratch / "real", 12)
+    pairs = inverted_pairs(real, scratch / "pairs")
     train(PRESETS["smoke"], real, pairs, scratch / "run", progress=False)
     table = pd.read_csv(scratch / "run" / "metrics.csv")
     return {f"{column}@{int(row.iteration)}": float(getattr(row, column)) for row in table.itertuples()

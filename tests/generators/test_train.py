@@ -2,12 +2,11 @@
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from bench.cli import UserError
+from bench.fixtures import inverted_pairs, lfw_centre_crops
 from generators.train import PRESETS, train
 
 pytestmark = pytest.mark.data
@@ -16,24 +15,12 @@ pytestmark = pytest.mark.data
 @pytest.fixture(scope="module")
 def real_folder(tmp_path_factory, lfw_root):
     """A few aligned-size crops from real LFW DevTrain photos (centre crops: alignment is not under test)."""
-    from generators.real_faces import lfw_training_photos
-
-    folder = tmp_path_factory.mktemp("real")
-    for key, path in lfw_training_photos("peopleDevTrain", lfw_root)[:12]:
-        Image.open(path).convert("RGB").crop((71, 71, 179, 179)).save(folder / f"{key}.png")
-    return folder
+    return lfw_centre_crops(tmp_path_factory.mktemp("real"), 12, lfw_root)
 
 
 @pytest.fixture(scope="module")
 def pairs_folder(tmp_path_factory, real_folder):
-    folder = tmp_path_factory.mktemp("pairs")
-    for sub in ("real", "render"):
-        (folder / sub).mkdir()
-    for n, path in enumerate(sorted(real_folder.glob("*.png"))[:6]):
-        image = Image.open(path)
-        image.save(folder / "real" / f"{n:06d}.png")
-        Image.fromarray(255 - np.asarray(image)).save(folder / "render" / f"{n:06d}.png")
-    return folder
+    return inverted_pairs(real_folder, tmp_path_factory.mktemp("pairs"))
 
 
 def weights(out: Path):
