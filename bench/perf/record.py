@@ -13,7 +13,7 @@ import torch
 
 from bench.atomic import write_json, write_text
 
-PERF_DIR = Path("results/perf")
+PERF_DIR = Path(os.environ.get("FACEBENCH_PERF_DIR", "results/perf"))  # --quick runs write elsewhere
 
 
 def machine() -> dict[str, Any]:
