@@ -78,7 +78,8 @@ def plot_score_histogram(scores: np.ndarray, labels: np.ndarray, path: Path, tit
 def write_report(out_dir: Path, title: str, summary: Mapping[str, Any], config: Mapping[str, Any],
                  tables: Mapping[str, pd.DataFrame], curves: Curves,
                  threshold: float | None = None) -> Path:
-    """Write metrics.json, metrics.csv, <table>.csv, metrics.md, roc.png and scores.png into `out_dir`."""
+    """Write metrics.json, metrics.csv, <table>.csv, metrics.md, roc.png, scores.png and scores.npz (each curve's
+    scores and labels, so that ROC curves of many runs can be drawn together later) into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", {"title": title, "config": dict(config), "metrics": dict(summary)})
@@ -91,6 +92,9 @@ def write_report(out_dir: Path, title: str, summary: Mapping[str, Any], config: 
     sections.append("\n![ROC](roc.png) ![scores](scores.png)\n")
     write_text(out_dir / "metrics.md", "\n".join(sections) + "\n")
     plot_roc(curves, out_dir / "roc.png", title)
+    with atomic_path(out_dir / "scores.npz") as temporary:
+        np.savez(temporary, **{f"{label}/{kind}": array for label, (scores, labels) in curves.items()
+                               for kind, array in (("scores", scores), ("labels", labels))})
     all_scores = np.concatenate([s for s, _ in curves.values()])
     all_labels = np.concatenate([l for _, l in curves.values()])
     plot_score_histogram(all_scores, all_labels, out_dir / "scores.png", title, threshold)

@@ -1,0 +1,72 @@
+"""bench.tables on a fixture of finished runs written by the test (stage markers, results, LFW scores)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import UserError
+from bench.tables import collect_runs, summary_table, write_tables
+
+
+def finished_run(out, key, preset, real, synth, seed, accuracy, ijba=None):
+    """The folders bench.run leaves for one finished recognizer and its evaluation."""
+    recognizer = out / f"recognizer-{key}"
+    (recognizer / "run" / "lfw-view1").mkdir(parents=True)
+    (recognizer / "stage.json").write_text(json.dumps({
+        "stage": "recognizer", "key": key, "outputs": {"run": "run"},
+        "config": {"preset": preset, "real": real, "synth": synth, "seed": seed}}))
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([1, 0], 50)
+    np.savez(recognizer / "run" / "lfw-view1" / "scores.npz",
+             **{"recognizer/scores": labels + rng.normal(0, 0.7, 100), "recognizer/labels": labels})
+    evaluation = out / f"evaluation-e{key}"
+    evaluation.mkdir()
+    results = {"lfw": {"accuracy_percent": accuracy, "100-eer_percent": accuracy - 1}}
+    if ijba:
+        results["ijba"] = {"tar@far=0.01_mean": ijba[0], "tar@far=0.001_mean": ijba[1]}
+    (evaluation / "results.json").write_text(json.dumps(results))
+    (evaluation / "stage.json").write_text(json.dumps({
+        "stage": "evaluation", "key": f"e{key}", "outputs": {"results": "results.json"},
+        "config": {"recognizer": key, "lfw": "view1"}}))
+
+
+@pytest.fixture
+def runs(tmp_path):
+    out = tmp_path / "runs"
+    out.mkdir()
+    finished_run(out, "a0", "cpu", 1.0, "none", 0, 70.0)
+    finished_run(out, "a1", "cpu", 1.0, "none", 1, 72.0)
+    finished_run(out, "b0", "cpu", 1.0, "ganfaces", 0, 75.0, ijba=(0.4, 0.1))
+    finished_run(out, "c0", "cpu", 0.5, "ganfaces-no-lc", 0, 60.0)
+    (out / "recognizer-zz").mkdir()  # an unfinished stage is ignored
+    return out
+
+
+def test_runs_are_collected_and_averaged_over_seeds(runs):
+    table = collect_runs(runs)
+    assert len(table) == 4 and set(table.synth) == {"none", "ganfaces", "ganfaces-no-lc"}
+    summary = summary_table(table).set_index(["real", "synth"])
+    assert summary.loc[(1.0, "none"), "seeds"] == 2
+    assert summary.loc[(1.0, "none"), "lfw_accuracy_mean"] == 71.0
+    assert summary.loc[(1.0, "none"), "lfw_accuracy_std"] == pytest.approx(np.std([70, 72], ddof=1))
+
+
+def test_tables_sit_beside_the_papers_numbers(runs, tmp_path):
+    tables = write_tables(runs, tmp_path / "tables")
+    recognition = tables["recognition"].set_index("synthetic")
+    assert recognition.loc["none", "LFW acc. (%)"] == "71.00 ± 1.41"
+    assert recognition.loc["none", "paper: LFW acc. / 100%-EER"] == "94.6 / 94.8 (VGG(100%))"
+    assert recognition.loc["ganfaces", "paper: LFW acc. / 100%-EER"] == "95.1 / 94.9 (VGG(100%) + GANFaces)"
+    assert recognition.loc["ganfaces", "IJB-A TAR@0.01"] == "0.40" and recognition.loc["none", "IJB-A TAR@0.01"] == "n/a"
+    ablation = tables["ablation"].set_index("synthetic")
+    assert ablation.loc["ganfaces-no-lc", "LFW acc. (%)"] == "60.00"
+    assert ablation.loc["ganfaces-no-lc", "paper IJB-A TAR@0.01"] == "0.50532 ± 0.00433"
+    assert ablation.loc["none", "seeds"] == 0  # not run at 50%: the paper's row stays, ours is empty
+    assert (tmp_path / "tables" / "roc.png").exists() and "roc.png" in (tmp_path / "tables" / "tables.md").read_text()
+    assert pd.read_csv(tmp_path / "tables" / "runs.csv").shape[0] == 4
+
+
+def test_no_finished_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no finished runs"):
+        write_tables(tmp_path, tmp_path / "tables")
