@@ -1,0 +1,287 @@
+"""The whole experiment in one command: data -> 3DMM -> pairs -> translator -> GANFaces -> recognizer -> LFW/IJB-A -> tables.
+
+    python -m bench.run --real 0.5 --synth ganfaces                  # cpu preset, about an hour on 2 cores
+    python -m bench.run --preset smoke --real 1.0 --synth ganfaces   # minutes: every stage, tiny
+    python -m bench.run --preset paper --real 0.2 --synth ganfaces-no-lc --seed 1 --out runs/paper
+    python -m bench.run --real 0.5 --synth ganfaces --plan           # print the plan only
+
+Every stage writes into its own folder under `--out`, named by the stage and a hash of its
+configuration and of the configurations of the stages it depends on; a stage is done when its
+`stage.json` exists (written last, atomically). Re-running skips what is done, a killed stage resumes
+(each stage's own resume), and a changed option redoes only the stages that depend on it: `--real`
+reruns the recognizer and its evaluation, `--synth ganfaces-no-lc` a translator, its GANFaces and
+what follows. The plan (what runs, what is cached, an estimate of the time) is printed first and a
+summary of every finished run under `--out` at the end (`python -m bench.tables` writes the tables).
+
+The real set is LFW's View 1 training people (peopleDevTrain) and evaluation LFW View 1 (pairsDevTest),
+plus IJB-A when `<data root>/IJB-A_11_sets` exists; the translator's real domain and its pairs come from
+the same training people (never an evaluation identity).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.atomic import write_json
+from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.data import data_root
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_SETS = ("none", "3dmm", "ganfaces", "ganfaces-no-lc", "ganfaces-no-ldp", "ganfaces-no-cyc")
+REAL_FRACTIONS = (0.2, 0.5, 1.0)
+ABLATIONS = {"ganfaces": {}, "ganfaces-no-lc": {"use_identity": False}, "ganfaces-no-ldp": {"use_pair": False},
+             "ganfaces-no-cyc": {"use_cycle": False}}
+MARKER = "stage.json"
+
+
+@dataclass(frozen=True)
+class RunPreset:
+    """Which preset each stage uses, and the stage times measured on this 2-core CPU (seconds) for the plan."""
+
+    real_faces: int | None  # LFW training photos aligned for the translator's real domain (None: all)
+    pairs: str
+    translator: str
+    synthesis: str
+    recognizer: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+RUN_PRESETS = {
+    "smoke": RunPreset(48, "smoke", "smoke", "smoke", "smoke",
+                       {"real_faces": 30, "pairs": 40, "translator": 20, "ganfaces": 20, "renders": 10,
+                        "recognizer": 20, "evaluation": 240}),
+    "cpu": RunPreset(None, "cpu", "cpu", "cpu", "cpu",
+                     {"real_faces": 380, "pairs": 300, "translator": 960, "ganfaces": 700, "renders": 60,
+                      "recognizer": 720, "evaluation": 300}),
+    "paper": RunPreset(None, "paper", "paper", "paper", "paper",
+                       {"real_faces": 400, "pairs": 700, "translator": 70 * 3600, "ganfaces": 5 * 3600,
+                        "renders": 1800, "recognizer": 9 * 3600, "evaluation": 600}),
+}
+
+
+@dataclass
+class Stage:
+    name: str
+    config: dict[str, Any]  # what determines the output, upstream stages' keys included
+    run: Callable[[Path], dict]  # folder -> outputs (paths relative to the folder, figures)
+    out: Path = Path()
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps({"stage": self.name, **self.config}, sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+    @property
+    def folder(self) -> Path:
+        return self.out / f"{self.name}-{self.key}"
+
+    @property
+    def done(self) -> bool:
+        return (self.folder / MARKER).exists()
+
+    def status(self) -> str:
+        if self.done:
+            return "cached"
+        return "resume" if self.folder.exists() else "run"
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+def _real_faces(preset: RunPreset, root: Path | None) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from generators.real_faces import lfw_training_photos, prepare_faces
+
+        photos = lfw_training_photos("peopleDevTrain", root)
+        counts = prepare_faces(photos[: preset.real_faces] if preset.real_faces else photos, folder / "faces")
+        return {"faces": "faces", **counts}
+
+    return run
+
+
+def _pairs(preset: RunPreset, root: Path | None) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from generators.pairs import PRESETS, lfw_photos, make_pairs
+
+        config = PRESETS[preset.pairs]
+        summary = make_pairs(config, lfw_photos("peopleDevTrain", config.images_per_person, root), folder / "pairs")
+        return {"pairs": "pairs", "kept": summary["pairs"]}
+
+    return run
+
+
+def _translator(preset: RunPreset, synth: str, seed: int, real: Stage, pairs: Stage | None) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from generators.train import PRESETS, train
+
+        config = PRESETS[preset.translator]
+        config = replace(config, seed=seed, weights=replace(config.weights, **ABLATIONS[synth]))
+        trainer = train(config, real.folder / "faces", pairs.folder / "pairs" if pairs else None, folder / "run",
+                        resume=(folder / "run" / "checkpoint.pt").exists())
+        if trainer.state.iteration < config.iterations:
+            raise UserError(f"translator stopped at iteration {trainer.state.iteration}; re-run to resume")
+        return {"run": "run", "iterations": trainer.state.iteration}
+
+    return run
+
+
+def _ganfaces(preset: RunPreset, translator: Stage) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from generators.synthesize import PRESETS, synthesize
+
+        summary = synthesize(replace(PRESETS[preset.synthesis], also_renders=True), translator.folder / "run",
+                             folder / "ganfaces")
+        return {"images": "ganfaces/ganfaces", "renders": "ganfaces/renders", **summary.get("merge", {})}
+
+    return run
+
+
+def _renders(preset: RunPreset) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from generators.render import RenderConfig, render_dataset
+        from generators.synthesize import PRESETS
+
+        sizes = PRESETS[preset.synthesis]
+        table = render_dataset(RenderConfig(identities=sizes.identities, per_identity=sizes.per_identity,
+                                            seed=sizes.seed, image_format="jpg"), folder / "renders")
+        return {"images": "renders", "count": len(table)}
+
+    return run
+
+
+def _recognizer(preset: RunPreset, real: float, seed: int, synthetic: Stage | None) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from recognition.train import PRESETS, train
+
+        images = None if synthetic is None else synthetic.folder / json.loads(
+            (synthetic.folder / MARKER).read_text())["outputs"]["images"]
+        config = replace(PRESETS[preset.recognizer], real_fraction=real, seed=seed, evaluate=False,
+                         synthetic_set=None if images is None else str(images))
+        trainer = train(config, folder / "run", resume=(folder / "run" / "checkpoint.pt").exists())
+        if trainer.state.iteration < config.iterations:
+            raise UserError(f"recognizer stopped at iteration {trainer.state.iteration}; re-run to resume")
+        return {"run": "run", "iterations": trainer.state.iteration}
+
+    return run
+
+
+def _evaluation(recognizer: Stage, root: Path | None) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from recognition.evaluation import evaluate_run
+
+        results = evaluate_run(recognizer.folder / "run", "view1", None, "mtcnn", root)
+        write_json(folder / "results.json", results)
+        return {"results": "results.json"}
+
+    return run
+
+
+def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path, root: Path | None = None) -> list[Stage]:
+    """The stages of one run, in order, each keyed by its configuration and its inputs' keys."""
+    preset = RUN_PRESETS[preset_name]
+    stages: list[Stage] = []
+    synthetic = None
+    if synth.startswith("ganfaces"):
+        real_faces = Stage("real_faces", {"preset": preset_name, "photos": preset.real_faces}, _real_faces(preset, root))
+        pairs = None if synth == "ganfaces-no-ldp" else Stage("pairs", {"preset": preset.pairs}, _pairs(preset, root))
+        translator = Stage("translator", {"preset": preset.translator, "synth": synth, "seed": seed,
+                                          "real_faces": real_faces.key, "pairs": pairs.key if pairs else None}, None)
+        translator.run = _translator(preset, synth, seed, real_faces, pairs)
+        synthetic = Stage("ganfaces", {"preset": preset.synthesis, "translator": translator.key}, _ganfaces(preset, translator))
+        stages += [s for s in (real_faces, pairs, translator, synthetic) if s is not None]
+    elif synth == "3dmm":
+        synthetic = Stage("renders", {"preset": preset.synthesis}, _renders(preset))
+        stages.append(synthetic)
+    recognizer = Stage("recognizer", {"preset": preset.recognizer, "real": real, "seed": seed, "synth": synth,
+                                      "synthetic": synthetic.key if synthetic else None},
+                       _recognizer(preset, real, seed, synthetic))
+    evaluation = Stage("evaluation", {"recognizer": recognizer.key, "lfw": "view1"}, _evaluation(recognizer, root))
+    stages += [recognizer, evaluation]
+    for stage in stages:
+        stage.out = out
+    return stages
+
+
+def plan_table(stages: Sequence[Stage], preset: str) -> pd.DataFrame:
+    seconds = RUN_PRESETS[preset].seconds
+    return pd.DataFrame([{"stage": s.name, "status": s.status(), "folder": s.folder.name,
+                          "estimate": "-" if s.done else _duration(seconds.get(s.name, 0))} for s in stages])
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def run_stages(stages: Sequence[Stage]) -> None:
+    for number, stage in enumerate(stages, 1):
+        if stage.done:
+            log.info("[%d/%d] %s: cached (%s)", number, len(stages), stage.name, stage.folder.name)
+            continue
+        print(f"[{number}/{len(stages)}] {stage.name} -> {stage.folder}", flush=True)
+        stage.folder.mkdir(parents=True, exist_ok=True)
+        write_json(stage.folder / "config.json", {"stage": stage.name, **stage.config})
+        started = time.perf_counter()
+        outputs = stage.run(stage.folder)
+        write_json(stage.folder / MARKER, {"stage": stage.name, "key": stage.key, "config": stage.config,
+                                           "outputs": outputs, "seconds": time.perf_counter() - started})
+
+
+def check_data(root: Path) -> None:
+    """LFW (photos and View 1 protocol files) and the ICT model must be in the data root."""
+    from bench.data import check_table
+
+    table = check_table(root)
+    missing = table[~table.status.astype(str).str.startswith("ok")]
+    if len(missing):
+        raise UserError(f"the data root {root} lacks what the pipeline needs:\n{missing.to_string(index=False)}\n"
+                        "fetch it with `python -m bench.data fetch lfw` / `fetch ict-facekit`, or set FACEBENCH_DATA")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--real", type=float, default=1.0, help="share of the real training set: 0.2, 0.5 or 1.0")
+    parser.add_argument("--synth", default="ganfaces", help=f"synthetic set: {', '.join(SYNTHETIC_SETS)}")
+    parser.add_argument("--preset", choices=RUN_PRESETS, default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--plan", action="store_true", help="print the plan and stop")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.real not in REAL_FRACTIONS:
+        raise UserError(f"--real {args.real}: choose one of {', '.join(map(str, REAL_FRACTIONS))}")
+    if args.synth not in SYNTHETIC_SETS:
+        raise UserError(f"--synth {args.synth}: choose one of {', '.join(SYNTHETIC_SETS)}")
+    if args.data_root:
+        os.environ["FACEBENCH_DATA"] = args.data_root
+    root = data_root()
+    stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out)
+    table = plan_table(stages, args.preset)
+    total = sum(RUN_PRESETS[args.preset].seconds.get(s.name, 0) for s in stages if not s.done)
+    print(f"plan: preset {args.preset}, real {args.real}, synth {args.synth}, seed {args.seed}, out {args.out}\n"
+          f"{table.to_markdown(index=False)}\nestimated time on a 2-core CPU: {_duration(total)}", flush=True)
+    if args.plan:
+        return 0
+    check_data(root)
+    run_stages(stages)
+    from bench.tables import collect_runs, summary_table
+
+    runs = collect_runs(args.out)
+    print(f"\nfinished runs under {args.out}:\n{summary_table(runs).to_markdown(index=False, floatfmt='.2f')}")
+    print(f"tables and ROC curves: python -m bench.tables --runs {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
