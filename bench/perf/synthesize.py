@@ -30,6 +30,21 @@ VARIANTS = (
 )
 
 
+def memory_growth(generator: Path, scratch: Path, identities: tuple[int, int] = (50, 300)) -> list[tuple[int, float]]:
+    """Peak resident memory of `generators.synthesize` processes making 20 x `identities` images."""
+    import subprocess
+    import sys
+
+    peaks = []
+    for count in identities:
+        subprocess.run([sys.executable, "-m", "generators.synthesize", "--generator", str(generator), "--preset", "cpu",
+                        "--identities", str(count), "--out", str(scratch / f"memory-{count}")],
+                       check=True, capture_output=True)
+        # children's peak so far; the second process makes more images, so its peak is the maximum
+        peaks.append((count * 20, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
+    return peaks
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf.synthesize", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,10 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "images_per_s": summary["images"] / seconds, **per_thousand,
                              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
                 print(rows[-1], flush=True)
+        memory = memory_growth(save_untrained_translator(Path(scratch) / "memory.pt", "cpu"), Path(scratch))
     command = f"python -m bench.perf.synthesize --images {args.images} --presets {args.presets}"
     notes = ("End to end = wall time of `synthesize()` including the merge (metadata.csv, contact sheet); G runs at "
              "the translator's training size (cpu preset 64x64, paper 108x108) and its output is resized to 108x108. "
-             "One process, the default torch threads (2). Target: at least 30 images/s at 108x108.")
+             "One process, the default torch threads (2). Target: at least 30 images/s at 108x108. "
+             f"Memory does not grow with the number of images: peak RSS of a separate process making "
+             f"{memory[0][0]:,} images {memory[0][1]:.0f} MB, making {memory[1][0]:,} images {memory[1][1]:.0f} MB "
+             "(cpu translator, scores on).")
     frame = write_record("synthesize", "GANFaces synthesis: images/s end to end and time split", command, rows, notes)
     print(frame.to_markdown(index=False, floatfmt=".1f"))
     return 0
