@@ -15,7 +15,7 @@ summary of every finished run under `--out` at the end (`python -m bench.tables`
 
 The real set is LFW's View 1 training people (peopleDevTrain) and evaluation LFW View 1 (pairsDevTest),
 plus IJB-A when `<data root>/IJB-A_11_sets` exists; the translator's real domain and its pairs come from
-the same training people (never an evaluation identity).
+the same training people (never an evaluation identity), aligned once by the real_faces stage.
 """
 from __future__ import annotations
 
@@ -159,13 +159,16 @@ def _renders(preset: RunPreset) -> Callable[[Path], dict]:
     return run
 
 
-def _recognizer(preset: RunPreset, real: float, seed: int, synthetic: Stage | None) -> Callable[[Path], dict]:
+def _recognizer(preset: RunPreset, real: float, seed: int, real_faces: Stage,
+                synthetic: Stage | None) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from recognition.train import PRESETS, train
 
         images = None if synthetic is None else synthetic.folder / json.loads(
             (synthetic.folder / MARKER).read_text())["outputs"]["images"]
-        config = replace(PRESETS[preset.recognizer], real_fraction=real, seed=seed, evaluate=False,
+        # the aligned LFW training people of the real_faces stage; evaluated on View 1 (never their names)
+        config = replace(PRESETS[preset.recognizer], real_set=str(real_faces.folder / "faces"), lfw_split="view1",
+                         real_fraction=real, seed=seed, evaluate=False,
                          synthetic_set=None if images is None else str(images))
         trainer = train(config, folder / "run", resume=(folder / "run" / "checkpoint.pt").exists())
         if trainer.state.iteration < config.iterations:
@@ -191,20 +194,21 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     preset = RUN_PRESETS[preset_name]
     stages: list[Stage] = []
     synthetic = None
+    real_faces = Stage("real_faces", {"preset": preset_name, "photos": preset.real_faces}, _real_faces(preset, root))
+    stages.append(real_faces)
     if synth.startswith("ganfaces"):
-        real_faces = Stage("real_faces", {"preset": preset_name, "photos": preset.real_faces}, _real_faces(preset, root))
         pairs = None if synth == "ganfaces-no-ldp" else Stage("pairs", {"preset": preset.pairs}, _pairs(preset, root))
         translator = Stage("translator", {"preset": preset.translator, "synth": synth, "seed": seed,
                                           "real_faces": real_faces.key, "pairs": pairs.key if pairs else None}, None)
         translator.run = _translator(preset, synth, seed, real_faces, pairs)
         synthetic = Stage("ganfaces", {"preset": preset.synthesis, "translator": translator.key}, _ganfaces(preset, translator))
-        stages += [s for s in (real_faces, pairs, translator, synthetic) if s is not None]
+        stages += [s for s in (pairs, translator, synthetic) if s is not None]
     elif synth == "3dmm":
         synthetic = Stage("renders", {"preset": preset.synthesis}, _renders(preset))
         stages.append(synthetic)
     recognizer = Stage("recognizer", {"preset": preset.recognizer, "real": real, "seed": seed, "synth": synth,
-                                      "synthetic": synthetic.key if synthetic else None},
-                       _recognizer(preset, real, seed, synthetic))
+                                      "real_faces": real_faces.key, "synthetic": synthetic.key if synthetic else None},
+                       _recognizer(preset, real, seed, real_faces, synthetic))
     evaluation = Stage("evaluation", {"recognizer": recognizer.key, "lfw": "view1"}, _evaluation(recognizer, root))
     stages += [recognizer, evaluation]
     for stage in stages:

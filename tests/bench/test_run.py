@@ -33,7 +33,7 @@ def test_second_run_does_nothing_and_a_changed_option_redoes_only_what_depends_o
     assert "pairs" not in log and log[0] == "translator"
     log.clear()
     run_stages(recorded(plan_stages("smoke", 0.5, "none", 0, tmp_path), log))
-    assert log == ["recognizer", "evaluation"]
+    assert log == ["recognizer", "evaluation"]  # the real faces are shared by every run
 
 
 def test_a_failed_stage_is_not_marked_done(tmp_path):
