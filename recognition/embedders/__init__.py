@@ -9,5 +9,6 @@ box, as LFW's 250x250 images are) and its `transform` turns one such PIL image i
 """
 from recognition.embedders.registry import Embedder, get_embedder, list_embedders, register_embedder
 from recognition.embedders import baselines, dlib_resnet, facenet, nn4  # noqa: F401  (register their embedders)
+from recognition import checkpoint_embedder  # noqa: F401  (registers 'recognizer': a recognition.train checkpoint)
 
 __all__ = ["Embedder", "get_embedder", "list_embedders", "register_embedder"]

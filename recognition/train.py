@@ -1,0 +1,441 @@
+"""Train the face recognizer of Sec. 5.2: one backbone, two softmax heads (real / GANFaces), halved synthetic gradient.
+
+    python -m recognition.train --preset cpu --real-set lfw:peopleDevTrain --real 0.5 --synth runs/ganfaces \\
+        --out runs/recognizer/lfw-0.5-ganfaces-seed0
+    python -m recognition.train --preset paper --real-set DIR --synth DIR --out DIR     # VGG19, 80,000 iterations
+    python -m recognition.train --preset smoke --real-set DIR --out DIR                 # seconds, for tests
+    python -m recognition.train --out DIR --resume                                      # continue a killed run
+    torchrun --nproc-per-node 4 -m recognition.train --preset paper ...                 # DDP, one process per GPU
+
+The paper trains VGG19 (ImageNet initialisation, last layer removed) with two softmax heads on the
+penultimate layer, one over the real data set's identities and one over GANFaces' identities; the
+gradient of the GANFaces head is halved, i.e. the loss is CE_real + 0.5 CE_synthetic; Adam with
+learning rate 0.1 for the heads and 0.01 for the pretrained layers, decayed exponentially, 80,000
+iterations, on 96x96 random crops (and flips) of the 108x108 faces. The paper gives neither the decay
+rate nor the batch size nor how a batch is shared between the two sets: here the learning rates fall
+tenfold over the run (continuously), a batch holds 64 images, half of them synthetic when a synthetic
+set is given. With Adam, the paper's rates make the loss explode within a few iterations from a random
+initialisation (results/perf/recognizer.md); from the ImageNet weights it could not be tried here (offline).
+`cpu` trains timm's resnet18 from scratch (Adam 0.002 for every layer), with bf16 autocast,
+1,200 iterations of 64 images: about 10 minutes on two idle cores (126 images/s, results/perf/recognizer.md),
+plus half a minute of LFW View 1 evaluation once the MTCNN chips are cached (the first run aligns them in
+about 3 minutes); `smoke` is for tests. Data, fractions and batches: `recognition.data`; networks and the loss:
+`recognition.models`.
+
+Before anything is loaded, the leakage guard refuses training identities that appear in the LFW
+protocol the run will be evaluated on (View 1 for LFW's training people, else the 10 folds) unless
+`--allow-identity-overlap`. The run folder keeps config.json, data.json (sets and sizes),
+identities.json (each head's identities), metrics.csv, TensorBoard events and checkpoint.pt (atomic,
+every `checkpoint_every` iterations and on SIGINT/SIGTERM), from which `--resume` continues exactly:
+weights, Adam's moments, the schedule and the torch RNG (dropout); batch i is a function of the seed
+and i alone. At the end the checkpoint is evaluated through protocols.lfw (and protocols.ijba when a
+protocol folder exists; `recognition.evaluation`), the reports written beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from bench.atomic import atomic_path, write_json
+from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from generators.train import bare, distributed_rank_and_size
+from recognition.data import (
+    FRACTION_BY,
+    IdentitySet,
+    MixedBatch,
+    MixedBatches,
+    check_identity_leakage,
+    drop_small_identities,
+    load_set,
+    network_input,
+    resolve_lfw_split,
+    select_fraction,
+    set_identity_names,
+)
+from recognition.models import (
+    PRETRAINED,
+    DualHeadRecognizer,
+    create_backbone,
+    dual_softmax_loss,
+)
+
+log = logging.getLogger(__name__)
+
+LFW_SPLIT_CHOICES = ("auto", "view1", "10fold")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    backbone: str = "vgg19"
+    pretrained: str = "imagenet"
+    real_set: str = "lfw:peopleDevTrain"  # lfw:<people file>, or an ImageFolder of aligned 108x108 crops
+    real_fraction: float = 1.0
+    fraction_by: str = "image"  # or "identity" (recognition.data)
+    min_images: int = 1  # identities with fewer real images are left out
+    synthetic_set: str | None = None  # GANFaces, raw renders or any ImageFolder of aligned crops
+    batch_size: int = 64
+    synthetic_share: float = 0.5  # of each batch, when a synthetic set is given
+    synthetic_weight: float = 0.5  # the halved gradient of the GANFaces head
+    iterations: int = 80_000
+    head_learning_rate: float = 0.1
+    backbone_learning_rate: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    decay_rate: float = 0.1  # exponential decay: learning rates x decay_rate ** (iteration / decay_steps)
+    decay_steps: int = 80_000
+    seed: int = 0
+    workers: int = 4  # DataLoader processes decoding and cropping images
+    bf16: bool = False  # bf16 autocast
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    lfw_split: str = "auto"  # the evaluation protocol (and what the leakage guard checks against)
+    allow_identity_overlap: bool = False
+    evaluate: bool = True  # LFW (and IJB-A) after training
+    ijba: str | None = None  # IJB-A protocol folder; default <data root>/IJB-A_11_sets when present
+    eval_aligner: str = "mtcnn"
+
+
+CPU_ITERATIONS = 1200
+
+PRESETS = {
+    "paper": TrainConfig(),
+    # from scratch there are no pretrained layers to protect: one learning rate (68.7% vs 66.7% LFW View 1 for
+    # heads at 10x, one seed each, LFW DevTrain + 500 GANFaces identities)
+    "cpu": TrainConfig(backbone="resnet18", pretrained="none", iterations=CPU_ITERATIONS, head_learning_rate=0.002,
+                       backbone_learning_rate=0.002, decay_steps=CPU_ITERATIONS, workers=0, bf16=True,
+                       checkpoint_every=100),
+    "smoke": TrainConfig(backbone="test_resnet", pretrained="none", batch_size=8, iterations=4,
+                         head_learning_rate=0.01, backbone_learning_rate=0.001, decay_steps=4, workers=0,
+                         checkpoint_every=2, log_every=1, evaluate=False),
+}
+
+
+def config_from_dict(stored: dict) -> TrainConfig:
+    stored = dict(stored)
+    stored["betas"] = tuple(stored["betas"])
+    return TrainConfig(**stored)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+def guard_identities(config: TrainConfig, real_names: Sequence[str], synthetic_names: Sequence[str] | None,
+                     root: Path | None = None) -> dict[str, list[str]]:
+    """The leakage guard for the run's evaluation split; refuses (UserError) unless overlap is allowed."""
+    split = resolve_lfw_split(config.lfw_split, config.real_set)
+    sets = {"real set": real_names, **({"synthetic set": synthetic_names} if synthetic_names is not None else {})}
+    try:
+        return check_identity_leakage(sets, split, root, allow=config.allow_identity_overlap)
+    except UserError:
+        if not config.allow_identity_overlap:
+            raise
+        log.warning("leakage guard skipped (--allow-identity-overlap): LFW protocol files unavailable")
+        return {}
+
+
+def guard_training_sets(config: TrainConfig, root: Path | None = None) -> dict[str, list[str]]:
+    """The leakage guard on the sets' identity names, read without loading (or aligning) any image."""
+    real_names = set_identity_names(config.real_set, root)
+    synthetic_names = set_identity_names(config.synthetic_set, root, "--synth") if config.synthetic_set else None
+    return guard_identities(config, real_names, synthetic_names, root)
+
+
+def load_training_sets(config: TrainConfig, rank: int = 0, world: int = 1, root: Path | None = None,
+                       progress: bool = True) -> tuple[IdentitySet, IdentitySet | None]:
+    """The real set reduced to its fraction, and the synthetic set (LFW people are aligned the first time)."""
+    real = drop_small_identities(load_set(config.real_set, root, rank, world, progress), config.min_images)
+    real = select_fraction(real, config.real_fraction, config.fraction_by, config.seed)
+    synthetic = load_set(config.synthetic_set, root, what="--synth") if config.synthetic_set else None
+    return real, synthetic
+
+
+def training_device() -> torch.device:
+    """The GPU of this process (LOCAL_RANK under torchrun) when there is one, else the CPU."""
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------------------- trainer
+
+@dataclass
+class TrainState:
+    iteration: int = 0
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, real: IdentitySet | None = None,
+                 synthetic: IdentitySet | None = None, root: Path | None = None, progress: bool = True):
+        """Sets are read from the config unless given (tests and benchmarks give theirs; the guard still runs)."""
+        torch.manual_seed(config.seed)
+        self.config, self.out = config, Path(out)
+        self.rank, self.world = distributed_rank_and_size()
+        self.device = training_device()
+        # cheap refusals first: the guard (names only), then the backbone (unknown name, weights offline)
+        if real is None:
+            guard_training_sets(config, root)
+        else:
+            guard_identities(config, real.identities, synthetic.identities if synthetic is not None else None, root)
+        backbone = create_backbone(config.backbone, config.pretrained)
+        if real is None:
+            real, synthetic = load_training_sets(config, self.rank, self.world, root, progress)
+        self.real, self.synthetic = real, synthetic
+        model = DualHeadRecognizer(backbone, len(real.identities), len(synthetic.identities) if synthetic else 0)
+        model.to(self.device)
+        self.model = model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            devices = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(model, device_ids=devices)
+        # the paper's two learning rates: heads (new layers) and the backbone (the pretrained layers)
+        self.optimiser = torch.optim.Adam([
+            {"params": list(model.backbone.parameters()), "lr": config.backbone_learning_rate},
+            {"params": model.head_parameters(), "lr": config.head_learning_rate},
+        ], betas=config.betas, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimiser,
+                                                                config.decay_rate ** (1 / config.decay_steps))
+        self.batches = MixedBatches(real, synthetic, config.batch_size, config.synthetic_share, config.seed,
+                                    self.rank, self.world)
+        self.state = TrainState()
+        self.results: dict | None = None  # of the evaluation after training (recognition.evaluation)
+        self._iterator = None
+
+    @property
+    def identities(self) -> dict[str, list[str]]:
+        """Each head's identities, label order."""
+        return {"real set": list(self.real.identities),
+                **({"synthetic set": list(self.synthetic.identities)} if self.synthetic is not None else {})}
+
+    def next_batch(self) -> MixedBatch:
+        """The batch of the current iteration (a loader is started at the current iteration when needed)."""
+        if self._iterator is None:
+            workers = self.config.workers
+            loader = DataLoader(self.batches, batch_size=None, sampler=range(self.state.iteration, sys.maxsize),
+                                num_workers=workers, generator=torch.Generator().manual_seed(self.config.seed),
+                                prefetch_factor=4 if workers else None)
+            self._iterator = iter(loader)  # own generator: the global RNG (dropout) is left alone
+        return next(self._iterator)
+
+    def close(self) -> None:
+        self._iterator = None  # stops loader workers
+
+    def objective(self, batch: MixedBatch) -> dict[str, torch.Tensor]:
+        """The dual-softmax loss of one batch (`loss`, `ce_real`, `ce_synthetic`) and the heads' accuracies."""
+        images = network_input(torch.cat([batch.real, batch.synthetic])).to(self.device)
+        real_labels = batch.real_labels.to(self.device)
+        synthetic_labels = batch.synthetic_labels.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            real_logits, synthetic_logits = self.model(images, len(batch.real))
+        total, real, synthetic = dual_softmax_loss(real_logits, real_labels, synthetic_logits, synthetic_labels,
+                                                   self.config.synthetic_weight)
+        terms = {"loss": total, "ce_real": real,
+                 "accuracy_real": (real_logits.argmax(1) == real_labels).float().mean()}
+        if synthetic is not None:
+            terms["ce_synthetic"] = synthetic
+            terms["accuracy_synthetic"] = (synthetic_logits.argmax(1) == synthetic_labels).float().mean()
+        return terms
+
+    def step(self) -> dict[str, float]:
+        """One iteration: forward both sets through the backbone, each to its head, one Adam step."""
+        self.model.train()
+        terms = self.objective(self.next_batch())
+        self.optimiser.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimiser.step()
+        self.scheduler.step()
+        self.state.iteration += 1
+        logs = {name: value.item() for name, value in terms.items()}
+        logs["lr_backbone"], logs["lr_heads"] = self.scheduler.get_last_lr()
+        return logs
+
+    # ------------------------------------------------------------------------------ checkpoint
+    def checkpoint(self) -> dict:
+        return {
+            "config": asdict(self.config), "state": asdict(self.state), "identities": self.identities,
+            "model": bare(self.model).state_dict(),
+            "optimiser": self.optimiser.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rng": {"torch_global": torch.get_rng_state(),  # dropout
+                    **({"torch_cuda": torch.cuda.get_rng_state()} if self.device.type == "cuda" else {})},
+        }
+
+    def save(self) -> None:
+        if self.rank != 0:  # every rank holds the same weights; rank 0 writes
+            return
+        with atomic_path(self.out / "checkpoint.pt") as temporary:
+            torch.save(self.checkpoint(), temporary)
+
+    def restore(self, path: Path) -> None:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        if stored["identities"] != self.identities:
+            raise UserError(f"{path} was trained on other identities than the sets give now (the data changed since "
+                            "the run started); restore the data or start a new run in another --out")
+        bare(self.model).load_state_dict(stored["model"])
+        self.optimiser.load_state_dict(stored["optimiser"])
+        self.scheduler.load_state_dict(stored["scheduler"])
+        self.state = TrainState(**stored["state"])
+        torch.set_rng_state(stored["rng"]["torch_global"])
+        if "torch_cuda" in stored["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(stored["rng"]["torch_cuda"])
+        self.close()
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    new_file = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new_file:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True,
+          real: IdentitySet | None = None, synthetic: IdentitySet | None = None, root: Path | None = None) -> Trainer:
+    """Run (or continue) training into `out`, then evaluate (rank 0); returns the trainer at the end."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists() and not resume:
+        raise UserError(f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, "
+                        "or choose another --out")
+    trainer = Trainer(config, out, real, synthetic, root, progress)
+    if resume and checkpoint.exists():
+        trainer.restore(checkpoint)
+        log.info("resumed at iteration %d", trainer.state.iteration)
+    primary = trainer.rank == 0
+    if primary:
+        write_json(out / "config.json", asdict(config))
+        write_json(out / "identities.json", trainer.identities)
+        write_json(out / "data.json", {
+            "lfw_split": resolve_lfw_split(config.lfw_split, config.real_set),
+            "real": {"source": trainer.real.source, "identities": len(trainer.real.identities),
+                     "images": len(trainer.real), "fraction": config.real_fraction, "by": config.fraction_by},
+            "synthetic": None if trainer.synthetic is None else {
+                "source": trainer.synthetic.source, "identities": len(trainer.synthetic.identities),
+                "images": len(trainer.synthetic)},
+            "batch": {"real": trainer.batches.real_count, "synthetic": trainer.batches.synthetic_count},
+            "world_size": trainer.world})
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        stop["requested"] = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    writer = None
+    if primary:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:  # tensorboard is a dependency; keep training if it is broken
+            log.warning("tensorboard unavailable; logging to CSV only")
+    try:
+        with tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train recognizer", unit="it",
+                  disable=not (progress and primary)) as bar:
+            while trainer.state.iteration < config.iterations and not stop["requested"]:
+                started = time.perf_counter()
+                logs = trainer.step()
+                logs["images_per_second"] = config.batch_size * trainer.world / (time.perf_counter() - started)
+                iteration = trainer.state.iteration
+                if primary and (iteration % config.log_every == 0 or iteration == config.iterations):
+                    _append_metrics(out / "metrics.csv", {"iteration": iteration, **logs})
+                    if writer is not None:
+                        for key, value in logs.items():
+                            writer.add_scalar(key, value, iteration)
+                if iteration % config.checkpoint_every == 0:
+                    trainer.save()
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy_real']:.2f}")
+        trainer.save()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if writer is not None:
+            writer.close()
+        trainer.close()
+    finished = trainer.state.iteration >= config.iterations and not stop["requested"]
+    if finished and config.evaluate and primary:
+        from recognition.evaluation import evaluate_run
+
+        trainer.results = evaluate_run(out, resolve_lfw_split(config.lfw_split, config.real_set), config.ijba,
+                                       config.eval_aligner, root, progress)
+    return trainer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recognition.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--preset", choices=PRESETS, default="cpu")
+    parser.add_argument("--real-set",
+                        help="lfw:<people file> (default lfw:peopleDevTrain) or an ImageFolder of aligned crops")
+    parser.add_argument("--real", "--real-fraction", dest="real_fraction", type=float,
+                        help="share of the real set to train on: 0.2, 0.5 or 1.0 (default 1.0)")
+    parser.add_argument("--fraction-by", choices=FRACTION_BY, help="draw the share by image (default) or by identity")
+    parser.add_argument("--min-images", type=int, help="leave out real identities with fewer images")
+    parser.add_argument("--synth",
+                        help="synthetic set: GANFaces (generators.synthesize output), renders, any ImageFolder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--allow-identity-overlap", action="store_true",
+                        help="train even when training identities appear in the LFW evaluation (unfair numbers)")
+    parser.add_argument("--backbone", help="vgg19 (paper) or any timm model name, e.g. resnet18")
+    parser.add_argument("--pretrained", choices=PRETRAINED, help="ImageNet initialisation (paper) or none")
+    parser.add_argument("--iterations", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--synthetic-weight", type=float, help="weight of the synthetic head's loss (paper: 0.5)")
+    parser.add_argument("--workers", type=int, help="DataLoader worker processes")
+    parser.add_argument("--lfw-split", choices=LFW_SPLIT_CHOICES,
+                        help="evaluation protocol; auto = View 1 for LFW training people, else 10 folds")
+    parser.add_argument("--ijba", help="IJB-A protocol folder to evaluate on after training")
+    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast (default: the preset's; on for cpu)")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.data_root:
+        os.environ["FACEBENCH_DATA"] = args.data_root
+    stored = args.out / "config.json"
+    if args.resume and stored.exists():
+        config = config_from_dict(json.loads(stored.read_text()))
+        log.info("resuming with the run's config.json (options other than --out are ignored)")
+    else:
+        chosen = {"real_set": args.real_set, "real_fraction": args.real_fraction, "fraction_by": args.fraction_by,
+                  "min_images": args.min_images, "synthetic_set": args.synth, "backbone": args.backbone,
+                  "pretrained": args.pretrained, "iterations": args.iterations, "batch_size": args.batch_size,
+                  "seed": args.seed, "synthetic_weight": args.synthetic_weight, "workers": args.workers,
+                  "lfw_split": args.lfw_split, "ijba": args.ijba, "bf16": args.bf16}
+        config = replace(PRESETS[args.preset], **{k: v for k, v in chosen.items() if v is not None})
+        if args.iterations is not None:
+            config = replace(config, decay_steps=args.iterations)  # every preset's decay spans its run
+        if args.allow_identity_overlap:
+            config = replace(config, allow_identity_overlap=True)
+        if args.no_eval:
+            config = replace(config, evaluate=False)
+    trainer = train(config, args.out, args.resume)
+    if trainer.rank == 0:
+        print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
+        if trainer.results is not None:
+            lfw = trainer.results["lfw"]
+            print(f"LFW {lfw['split']}: accuracy {lfw['accuracy_percent']:.2f}%, AUC {lfw['auc']:.4f} "
+                  f"({args.out / 'results.json'})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
