@@ -97,6 +97,23 @@ def lfw_probe(scratch: Path) -> dict[str, float]:
     return {"accuracy_percent": summary["accuracy_percent"], "auc": summary["auc"], "eer": summary["eer"]}
 
 
+@register_probe("recognizer", {"": 1.0, "loss": 2e-3, "auc": 0.01, "eer": 0.01},
+                "a 4-iteration smoke recognizer on 200 LFW DevTrain crops, evaluated on LFW View 1 (MTCNN chips)")
+def recognizer_probe(scratch: Path) -> dict[str, float]:
+    from dataclasses import replace
+
+    from recognition.evaluation import evaluate_run
+    from recognition.train import PRESETS, train
+
+    real = lfw_centre_crops(scratch / "real", 200)
+    config = replace(PRESETS["smoke"], real_set=str(real), lfw_split="view1", evaluate=False)
+    train(config, scratch / "run", progress=False)
+    losses = pd.read_csv(scratch / "run" / "metrics.csv")
+    results = evaluate_run(scratch / "run", "view1", None, "mtcnn", progress=False)["lfw"]
+    return {**{f"loss@{int(r.iteration)}": float(r.loss) for r in losses.itertuples()},
+            "accuracy_percent": results["accuracy_percent"], "auc": results["auc"], "eer": results["eer"]}
+
+
 # ---------------------------------------------------------------------------------------- comparing
 
 def compare(baseline: dict, current: dict[str, dict[str, float]]) -> pd.DataFrame:
