@@ -141,7 +141,7 @@ def _ganfaces(preset: RunPreset, translator: Stage) -> Callable[[Path], dict]:
 
         summary = synthesize(replace(PRESETS[preset.synthesis], also_renders=True), translator.folder / "run",
                              folder / "ganfaces")
-        return {"images": "ganfaces/ganfaces", "renders": "ganfaces/renders", **summary.get("merge", {})}
+        return {"images": "ganfaces/ganfaces", "renders": "ganfaces/renders", "summary": summary.get("merge", {})}
 
     return run
 
