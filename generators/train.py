@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import logging
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -36,10 +34,16 @@ from tqdm import tqdm
 
 from bench.atomic import atomic_path, write_json
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators import losses
 from generators.align import CropGeometry
 from generators.losses import IdentityCentroids, LossWeights
-from generators.networks import BeganDiscriminator, NetworkConfig, make_fitting_network, make_generator
+from generators.networks import (
+    BeganDiscriminator,
+    NetworkConfig,
+    make_fitting_network,
+    make_generator,
+)
 from generators.real_faces import list_face_images
 
 log = logging.getLogger(__name__)
@@ -382,8 +386,7 @@ class Trainer:
     def save(self) -> None:
         if self.rank != 0:  # every rank holds the same weights; rank 0 writes
             return
-        with atomic_path(self.out / "checkpoint.pt") as temporary:
-            torch.save(self.checkpoint(), temporary)
+        save_checkpoint(self.checkpoint(), self.out / "checkpoint.pt")
 
     def restore(self, path: Path) -> None:
         stored = torch.load(path, map_location="cpu", weights_only=False)
@@ -455,53 +458,28 @@ def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume
     if trainer.rank == 0:
         write_json(out / "config.json", asdict(config))
     primary = trainer.rank == 0
-    stop = {"requested": False}
-
-    def request_stop(signum, frame):
-        stop["requested"] = True
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    writer = None
+    metrics = MetricsLog(out, enabled=primary)
     try:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out / "tensorboard")) if primary else None
-    except ImportError:  # tensorboard is a dependency; keep training if it is broken
-        log.warning("tensorboard unavailable; logging to CSV only")
-    metrics_path = out / "metrics.csv"
-    try:
-        with tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train",
-                  disable=not (progress and primary)) as bar:
-            while trainer.state.iteration < config.iterations and not stop["requested"]:
+        with StopOnSignal() as stop, tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train",
+                                          disable=not (progress and primary)) as bar:
+            while trainer.state.iteration < config.iterations and not stop.requested:
                 started = time.perf_counter()
                 logs = trainer.step()
                 logs["seconds_per_iteration"] = time.perf_counter() - started
                 iteration = trainer.state.iteration
                 if primary and (iteration % config.log_every == 0 or iteration == config.iterations):
-                    new_file = not metrics_path.exists()
-                    with open(metrics_path, "a", newline="") as handle:
-                        row = {"iteration": iteration, **logs}
-                        writer_csv = csv.DictWriter(handle, fieldnames=list(row))
-                        if new_file:
-                            writer_csv.writeheader()
-                        writer_csv.writerow(row)
-                    if writer is not None:
-                        for key, value in logs.items():
-                            writer.add_scalar(key, value, iteration)
+                    metrics.write(iteration, logs)
                 if primary and (iteration % config.sample_every == 0 or iteration == config.iterations):
                     trainer.sample_grid(out / "samples" / f"{iteration:07d}.png")
                 if iteration % config.checkpoint_every == 0:
                     trainer.save()
-                    if primary and metrics_path.exists():
-                        plot_training_curves(metrics_path, out / "curves.png")
+                    if primary and metrics.path.exists():
+                        plot_training_curves(metrics.path, out / "curves.png")
                 bar.update(1)
                 bar.set_postfix(G=f"{logs['G']:.3f}", M=f"{logs['M_global']:.3f}")
         trainer.save()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if writer is not None:
-            writer.close()
+        metrics.close()
     return trainer
 
 

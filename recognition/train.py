@@ -34,11 +34,9 @@ protocol folder exists; `recognition.evaluation`), the reports written beside it
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -49,8 +47,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from bench.atomic import atomic_path, write_json
+from bench.atomic import write_json
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators.train import bare, distributed_rank_and_size
 from recognition.data import (
     FRACTION_BY,
@@ -276,8 +275,7 @@ class Trainer:
     def save(self) -> None:
         if self.rank != 0:  # every rank holds the same weights; rank 0 writes
             return
-        with atomic_path(self.out / "checkpoint.pt") as temporary:
-            torch.save(self.checkpoint(), temporary)
+        save_checkpoint(self.checkpoint(), self.out / "checkpoint.pt")
 
     def restore(self, path: Path) -> None:
         stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -292,15 +290,6 @@ class Trainer:
         if "torch_cuda" in stored["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(stored["rng"]["torch_cuda"])
         self.close()
-
-
-def _append_metrics(path: Path, row: dict) -> None:
-    new_file = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new_file:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True,
@@ -329,45 +318,26 @@ def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool =
                 "images": len(trainer.synthetic)},
             "batch": {"real": trainer.batches.real_count, "synthetic": trainer.batches.synthetic_count},
             "world_size": trainer.world})
-    stop = {"requested": False}
-
-    def request_stop(signum, frame):
-        stop["requested"] = True
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    writer = None
-    if primary:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out / "tensorboard"))
-        except ImportError:  # tensorboard is a dependency; keep training if it is broken
-            log.warning("tensorboard unavailable; logging to CSV only")
+    metrics = MetricsLog(out, enabled=primary)
     try:
-        with tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train recognizer", unit="it",
-                  disable=not (progress and primary)) as bar:
-            while trainer.state.iteration < config.iterations and not stop["requested"]:
+        with StopOnSignal() as stop, tqdm(total=config.iterations, initial=trainer.state.iteration,
+                                          desc="train recognizer", unit="it", disable=not (progress and primary)) as bar:
+            while trainer.state.iteration < config.iterations and not stop.requested:
                 started = time.perf_counter()
                 logs = trainer.step()
                 logs["images_per_second"] = config.batch_size * trainer.world / (time.perf_counter() - started)
                 iteration = trainer.state.iteration
                 if primary and (iteration % config.log_every == 0 or iteration == config.iterations):
-                    _append_metrics(out / "metrics.csv", {"iteration": iteration, **logs})
-                    if writer is not None:
-                        for key, value in logs.items():
-                            writer.add_scalar(key, value, iteration)
+                    metrics.write(iteration, logs)
                 if iteration % config.checkpoint_every == 0:
                     trainer.save()
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy_real']:.2f}")
         trainer.save()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if writer is not None:
-            writer.close()
+        metrics.close()
         trainer.close()
-    finished = trainer.state.iteration >= config.iterations and not stop["requested"]
+    finished = trainer.state.iteration >= config.iterations and not stop.requested
     if finished and config.evaluate and primary:
         from recognition.evaluation import evaluate_run
 

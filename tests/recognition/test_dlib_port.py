@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from bench.cli import UserError
+from bench.data import packaged_model_path
 from protocols.lfw_files import LFWLayout
 from recognition.embedders.dlib_format import DlibFormatError, read_network
-from bench.data import packaged_model_path
 from recognition.embedders.dlib_resnet import WEIGHTS_FILE, DlibFaceResNet
 
 

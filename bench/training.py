@@ -1,0 +1,65 @@
+"""What every training loop here shares: stopping cleanly on SIGINT/SIGTERM, logging to CSV and TensorBoard,
+and writing the checkpoint atomically (so a kill never leaves half a checkpoint)."""
+from __future__ import annotations
+
+import csv
+import logging
+import signal
+from pathlib import Path
+
+import torch
+
+from bench.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class StopOnSignal:
+    """Inside the block, SIGINT and SIGTERM set `requested` instead of killing: the loop saves and stops."""
+
+    def __enter__(self) -> StopOnSignal:
+        self.requested = False
+        self.previous = {s: signal.signal(s, self._request) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class MetricsLog:
+    """Rows of logged values appended to `<out>/metrics.csv` and, when enabled, TensorBoard events."""
+
+    def __init__(self, out: Path, enabled: bool = True):
+        self.path, self.writer = Path(out) / "metrics.csv", None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(Path(out) / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency; keep training if it is broken
+                log.warning("tensorboard unavailable; logging to CSV only")
+
+    def write(self, iteration: int, values: dict) -> None:
+        row = {"iteration": iteration, **values}
+        new_file = not self.path.exists()
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, iteration)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def save_checkpoint(payload: dict, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
