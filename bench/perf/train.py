@@ -32,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     rows = []
     for preset in args.presets.split(","):
-        for variant, options in (("fp32", {}), ("bf16 autocast", {"bf16": True}), ("channels-last", {"channels_last": True})):
+        for variant, options in (("fp32", {"bf16": False}), ("bf16 autocast", {"bf16": True}),
+                                 ("fp32 channels-last", {"bf16": False, "channels_last": True})):
             config = replace(PRESETS[preset], **options)
             with tempfile.TemporaryDirectory() as scratch:
                 trainer = Trainer(config, args.real, args.pairs, Path(scratch))
