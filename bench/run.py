@@ -4,6 +4,7 @@
     python -m bench.run --preset smoke --real 1.0 --synth ganfaces   # minutes: every stage, tiny
     python -m bench.run --preset paper --real 0.2 --synth ganfaces-no-lc --seed 1 --out runs/paper
     python -m bench.run --real 0.5 --synth ganfaces --plan           # print the plan only
+    python -m bench.run --real 1.0 --synth ganfaces --seed 2 --synth-seed 0   # recognizer seed 2, GANFaces of seed 0
 
 Every stage writes into its own folder under `--out`, named by the stage and a hash of its
 configuration and of the configurations of the stages it depends on; a stage is done when its
@@ -62,7 +63,7 @@ RUN_PRESETS = {
                        {"real_faces": 30, "pairs": 40, "translator": 20, "ganfaces": 20, "renders": 10,
                         "recognizer": 20, "evaluation": 240}),
     "cpu": RunPreset(None, "cpu", "cpu", "cpu", "cpu",
-                     {"real_faces": 380, "pairs": 300, "translator": 960, "ganfaces": 700, "renders": 60,
+                     {"real_faces": 380, "pairs": 300, "translator": 960, "ganfaces": 200, "renders": 60,
                       "recognizer": 720, "evaluation": 300}),
     "paper": RunPreset(None, "paper", "paper", "paper", "paper",
                        {"real_faces": 400, "pairs": 700, "translator": 70 * 3600, "ganfaces": 5 * 3600,
@@ -189,8 +190,14 @@ def _evaluation(recognizer: Stage, root: Path | None) -> Callable[[Path], dict]:
     return run
 
 
-def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path, root: Path | None = None) -> list[Stage]:
-    """The stages of one run, in order, each keyed by its configuration and its inputs' keys."""
+def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path, root: Path | None = None,
+                synth_seed: int | None = None) -> list[Stage]:
+    """The stages of one run, in order, each keyed by its configuration and its inputs' keys.
+
+    `seed` seeds the recognizer; `synth_seed` (default: `seed`) the translator, so several recognizer
+    seeds can share one GANFaces set and their spread measures the recognizer's variance alone.
+    """
+    synth_seed = seed if synth_seed is None else synth_seed
     preset = RUN_PRESETS[preset_name]
     stages: list[Stage] = []
     synthetic = None
@@ -198,9 +205,9 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     stages.append(real_faces)
     if synth.startswith("ganfaces"):
         pairs = None if synth == "ganfaces-no-ldp" else Stage("pairs", {"preset": preset.pairs}, _pairs(preset, root))
-        translator = Stage("translator", {"preset": preset.translator, "synth": synth, "seed": seed,
-                                          "real_faces": real_faces.key, "pairs": pairs.key if pairs else None}, None)
-        translator.run = _translator(preset, synth, seed, real_faces, pairs)
+        translator = Stage("translator", {"preset": preset.translator, "synth": synth, "seed": synth_seed,
+                                          "real_faces": real_faces.key, "pairs": pairs.key if pairs else None},
+                           _translator(preset, synth, synth_seed, real_faces, pairs))
         synthetic = Stage("ganfaces", {"preset": preset.synthesis, "translator": translator.key}, _ganfaces(preset, translator))
         stages += [s for s in (pairs, translator, synthetic) if s is not None]
     elif synth == "3dmm":
@@ -258,7 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real", type=float, default=1.0, help="share of the real training set: 0.2, 0.5 or 1.0")
     parser.add_argument("--synth", default="ganfaces", help=f"synthetic set: {', '.join(SYNTHETIC_SETS)}")
     parser.add_argument("--preset", choices=RUN_PRESETS, default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the recognizer's seed (and the translator's by default)")
+    parser.add_argument("--synth-seed", type=int, default=None,
+                        help="the translator's seed, to share one GANFaces set across recognizer seeds (default: --seed)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--plan", action="store_true", help="print the plan and stop")
     args = parser.parse_args(argv)
@@ -270,10 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_root:
         os.environ["FACEBENCH_DATA"] = args.data_root
     root = data_root()
-    stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out)
+    stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out, synth_seed=args.synth_seed)
     table = plan_table(stages, args.preset)
     total = sum(RUN_PRESETS[args.preset].seconds.get(s.name, 0) for s in stages if not s.done)
-    print(f"plan: preset {args.preset}, real {args.real}, synth {args.synth}, seed {args.seed}, out {args.out}\n"
+    seeds = f"seed {args.seed}" + ("" if args.synth_seed is None else f", synth seed {args.synth_seed}")
+    print(f"plan: preset {args.preset}, real {args.real}, synth {args.synth}, {seeds}, out {args.out}\n"
           f"{table.to_markdown(index=False)}\nestimated time on a 2-core CPU: {_duration(total)}", flush=True)
     if args.plan:
         return 0

@@ -44,6 +44,12 @@ def _stages(runs: Path) -> dict[str, dict]:
     return found
 
 
+def _translator_seed(stages: dict[str, dict], synthetic: str | None) -> float:
+    """The seed of the translator behind a recognizer's GANFaces (NaN for no set or raw renders)."""
+    translator = stages.get(stages.get(synthetic, {}).get("config", {}).get("translator"), {})
+    return float(translator.get("config", {}).get("seed", np.nan))
+
+
 def collect_runs(runs: Path) -> pd.DataFrame:
     """One row per finished evaluation: preset, real share, synthetic set, seed and the metrics."""
     stages = _stages(runs)
@@ -56,11 +62,12 @@ def collect_runs(runs: Path) -> pd.DataFrame:
         lfw, ijba = results["lfw"], results.get("ijba", {})
         rows.append({"preset": recognizer["config"]["preset"], "real": float(recognizer["config"]["real"]),
                      "synth": recognizer["config"]["synth"], "seed": int(recognizer["config"]["seed"]),
+                     "synth_seed": _translator_seed(stages, recognizer["config"].get("synthetic")),
                      "lfw_accuracy": lfw["accuracy_percent"], "lfw_100_minus_eer": lfw["100-eer_percent"],
                      "ijba_tar_0.01": ijba.get("tar@far=0.01_mean", np.nan),
                      "ijba_tar_0.001": ijba.get("tar@far=0.001_mean", np.nan),
                      "run": str(recognizer["folder"] / recognizer["outputs"]["run"])})
-    columns = ["preset", "real", "synth", "seed", *METRICS, "run"]
+    columns = ["preset", "real", "synth", "seed", "synth_seed", *METRICS, "run"]
     return pd.DataFrame(rows, columns=columns).sort_values(["preset", "real", "synth", "seed"], ignore_index=True)
 
 
@@ -172,6 +179,8 @@ def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict
                 tables["recognition"].to_markdown(index=False, disable_numparse=True),
                 "\n## Supplementary Table 1: the translator without each loss (real share 50%)\n",
                 tables["ablation"].to_markdown(index=False, disable_numparse=True),
+                "\n## Every run\n",
+                runs.drop(columns="run").to_markdown(index=False, floatfmt=".2f"),
                 "\nn/a: not measured (IJB-A needs `IJB-A_11_sets` in the data root; a missing row has not been run).\n"]
     if has_roc:
         sections.append("\n![ROC curves of all runs](roc.png)\n")

@@ -36,6 +36,17 @@ def test_second_run_does_nothing_and_a_changed_option_redoes_only_what_depends_o
     assert log == ["recognizer", "evaluation"]  # the real faces are shared by every run
 
 
+def test_recognizer_seeds_can_share_one_translator(tmp_path):
+    log = []
+    run_stages(recorded(plan_stages("smoke", 1.0, "ganfaces", 0, tmp_path), log))
+    log.clear()
+    run_stages(recorded(plan_stages("smoke", 1.0, "ganfaces", 1, tmp_path, synth_seed=0), log))
+    assert log == ["recognizer", "evaluation"]
+    log.clear()
+    run_stages(recorded(plan_stages("smoke", 1.0, "ganfaces", 1, tmp_path), log))
+    assert log == ["translator", "ganfaces", "recognizer", "evaluation"]  # by default the seed seeds both
+
+
 def test_a_failed_stage_is_not_marked_done(tmp_path):
     stages = plan_stages("smoke", 1.0, "3dmm", 0, tmp_path)
 

@@ -9,13 +9,17 @@ from bench.cli import UserError
 from bench.tables import collect_runs, summary_table, write_tables
 
 
-def finished_run(out, key, preset, real, synth, seed, accuracy, ijba=None):
+def marker(folder, stage, key, config, outputs=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stage.json").write_text(json.dumps({"stage": stage, "key": key, "outputs": outputs or {}, "config": config}))
+
+
+def finished_run(out, key, preset, real, synth, seed, accuracy, ijba=None, synthetic=None):
     """The folders bench.run leaves for one finished recognizer and its evaluation."""
     recognizer = out / f"recognizer-{key}"
     (recognizer / "run" / "lfw-view1").mkdir(parents=True)
-    (recognizer / "stage.json").write_text(json.dumps({
-        "stage": "recognizer", "key": key, "outputs": {"run": "run"},
-        "config": {"preset": preset, "real": real, "synth": synth, "seed": seed}}))
+    marker(recognizer, "recognizer", key, {"preset": preset, "real": real, "synth": synth, "seed": seed,
+                                           "synthetic": synthetic}, {"run": "run"})
     rng = np.random.default_rng(seed)
     labels = np.repeat([1, 0], 50)
     np.savez(recognizer / "run" / "lfw-view1" / "scores.npz",
@@ -50,6 +54,17 @@ def test_runs_are_collected_and_averaged_over_seeds(runs):
     assert summary.loc[(1.0, "none"), "seeds"] == 2
     assert summary.loc[(1.0, "none"), "lfw_accuracy_mean"] == 71.0
     assert summary.loc[(1.0, "none"), "lfw_accuracy_std"] == pytest.approx(np.std([70, 72], ddof=1))
+
+
+def test_the_translator_seed_behind_each_run_is_reported(tmp_path):
+    marker(tmp_path / "translator-t0", "translator", "t0", {"seed": 0})
+    marker(tmp_path / "ganfaces-g0", "ganfaces", "g0", {"translator": "t0"})
+    for seed in (0, 1, 2):
+        finished_run(tmp_path, f"r{seed}", "cpu", 1.0, "ganfaces", seed, 70.0 + seed, synthetic="g0")
+    finished_run(tmp_path, "n0", "cpu", 1.0, "none", 0, 70.0)
+    table = collect_runs(tmp_path).set_index(["synth", "seed"])
+    assert table.loc[("ganfaces", 2), "synth_seed"] == 0 and np.isnan(table.loc[("none", 0), "synth_seed"])
+    assert summary_table(collect_runs(tmp_path)).set_index("synth").loc["ganfaces", "seeds"] == 3
 
 
 def test_tables_sit_beside_the_papers_numbers(runs, tmp_path):
