@@ -163,6 +163,37 @@ def plot_all_roc(runs: pd.DataFrame, path: Path) -> bool:
     return True
 
 
+def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
+    """Each run's real-head cross-entropy and training accuracy against iterations (its metrics.csv)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    logs = []
+    for row in runs.itertuples(index=False):
+        stored = Path(row.run) / "metrics.csv"
+        if stored.exists():
+            log = pd.read_csv(stored).drop_duplicates("iteration", keep="last")  # a resumed run repeats rows
+            logs.append(log.assign(run=f"real {row.real:.0%} + {row.synth}", seed=row.seed))
+    if not logs:
+        return False
+    curves = pd.concat(logs, ignore_index=True)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for axis, column, title in zip(axes, ("ce_real", "accuracy_real"), ("CE of the real head", "real-head training accuracy")):
+        sns.lineplot(curves, x="iteration", y=column, hue="run", units="seed", estimator=None, lw=0.8, alpha=0.8, ax=axis)
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+    axes[1].get_legend().remove()
+    axes[0].legend(fontsize="x-small")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)
+    return True
+
+
 def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict[str, pd.DataFrame]:
     runs = collect_runs(runs_dir)
     if runs.empty:
@@ -173,6 +204,7 @@ def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict
     for name, table in tables.items():
         write_text(out / f"{name}.csv", table.to_csv(index=False))
     has_roc = plot_all_roc(runs, out / "roc.png")
+    has_curves = plot_training_curves(runs, out / "training.png")
     separation = PAPER_DIR.parent / "separation" / "separation.png"
     sections = ["# Tables of the paper, regenerated\n", f"Runs: `{runs_dir}`; {len(runs)} finished evaluations.\n",
                 "## Fig. 7 / Table 1: recognition with and without synthetic faces\n",
@@ -184,6 +216,8 @@ def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict
                 "\nn/a: not measured (IJB-A needs `IJB-A_11_sets` in the data root; a missing row has not been run).\n"]
     if has_roc:
         sections.append("\n![ROC curves of all runs](roc.png)\n")
+    if has_curves:
+        sections.append("\n![training curves of all runs](training.png)\n")
     if separation.exists():
         sections.append(f"\n## Fig. 6: identity separation\n\n![separation]({os.path.relpath(separation, out.resolve())})\n")
     write_text(out / "tables.md", "\n".join(sections))

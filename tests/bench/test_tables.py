@@ -21,6 +21,9 @@ def finished_run(out, key, preset, real, synth, seed, accuracy, ijba=None, synth
     marker(recognizer, "recognizer", key, {"preset": preset, "real": real, "synth": synth, "seed": seed,
                                            "synthetic": synthetic}, {"run": "run"})
     rng = np.random.default_rng(seed)
+    iterations = [10, 20, 20, 30]  # a resumed run logs iteration 20 twice
+    pd.DataFrame({"iteration": iterations, "ce_real": [5.0, 4.0, 4.0, 3.0], "accuracy_real": [0.0, 0.1, 0.1, 0.2]}).to_csv(
+        recognizer / "run" / "metrics.csv", index=False)
     labels = np.repeat([1, 0], 50)
     np.savez(recognizer / "run" / "lfw-view1" / "scores.npz",
              **{"recognizer/scores": labels + rng.normal(0, 0.7, 100), "recognizer/labels": labels})
@@ -80,6 +83,7 @@ def test_tables_sit_beside_the_papers_numbers(runs, tmp_path):
     assert ablation.loc["none", "seeds"] == 0  # not run at 50%: the paper's row stays, ours is empty
     assert (tmp_path / "tables" / "roc.png").exists() and "roc.png" in (tmp_path / "tables" / "tables.md").read_text()
     assert pd.read_csv(tmp_path / "tables" / "runs.csv").shape[0] == 4
+    assert (tmp_path / "tables" / "training.png").exists() and "training.png" in (tmp_path / "tables" / "tables.md").read_text()
 
 
 def test_no_finished_runs_is_a_clear_error(tmp_path):
