@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.tables import collect_runs, summary_table
 
     runs = collect_runs(args.out)
-    print(f"\nfinished runs under {args.out}:\n{summary_table(runs).to_markdown(index=False, floatfmt='.2f')}")
+    print(f"\nfinished runs under {args.out}:\n{summary_table(runs).dropna(axis=1, how='all').to_markdown(index=False, floatfmt='.2f')}")
     print(f"tables and ROC curves: python -m bench.tables --runs {args.out}")
     return 0
 
