@@ -30,6 +30,7 @@ from bench.cli import UserError, add_common_arguments, run_main, setup_logging
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 METRICS = {"lfw_accuracy": "LFW acc. (%)", "lfw_100_minus_eer": "LFW 100%-EER", "ijba_tar_0.01": "IJB-A TAR@0.01",
            "ijba_tar_0.001": "IJB-A TAR@0.001"}
+SMOOTHING = 5  # logged points averaged in the training curves
 PAPER_RECOGNITION = {(1.0, "none"): "VGG(100%)", (1.0, "ganfaces"): "VGG(100%) + GANFaces"}
 PAPER_ABLATION = {"none": "VGG(50%)", "ganfaces": "Ours (VGG(50%)+GANFaces)", "ganfaces-no-lc": "Ours without L_C",
                   "ganfaces-no-ldp": "Ours without L_DP", "ganfaces-no-cyc": "Ours without L_cyc"}
@@ -176,14 +177,15 @@ def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
         stored = Path(row.run) / "metrics.csv"
         if stored.exists():
             log = pd.read_csv(stored).drop_duplicates("iteration", keep="last")  # a resumed run repeats rows
-            logs.append(log.assign(run=f"real {row.real:.0%} + {row.synth}", seed=row.seed))
+            smooth = log[["ce_real", "accuracy_real"]].rolling(SMOOTHING, min_periods=1).mean()  # one batch is noisy
+            logs.append(log.assign(**smooth, run=f"real {row.real:.0%} + {row.synth}", seed=row.seed))
     if not logs:
         return False
     curves = pd.concat(logs, ignore_index=True)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for axis, column, title in zip(axes, ("ce_real", "accuracy_real"), ("CE of the real head", "real-head training accuracy")):
+    for axis, column, title in zip(axes, ("ce_real", "accuracy_real"), ("real-head cross-entropy", "real-head batch accuracy")):
         sns.lineplot(curves, x="iteration", y=column, hue="run", units="seed", estimator=None, lw=0.8, alpha=0.8, ax=axis)
-        axis.set_title(title)
+        axis.set_title(f"{title}, mean of {SMOOTHING} logs", fontsize="medium")
         axis.grid(alpha=0.3)
     axes[1].get_legend().remove()
     axes[0].legend(fontsize="x-small")

@@ -340,13 +340,13 @@ class MixedBatches(Dataset):
     def __init__(self, real: IdentitySet, synthetic: IdentitySet | None, batch_size: int, synthetic_share: float,
                  seed: int, rank: int = 0, world: int = 1):
         if not 0 <= synthetic_share < 1:
-            raise UserError(f"synthetic share of a batch must be in [0, 1), got {synthetic_share}")
+            raise UserError(f"--synthetic-share {synthetic_share}: the synthetic share of a batch must be in [0, 1)")
         self.real, self.synthetic, self.seed, self.rank, self.world = real, synthetic, seed, rank, world
         self.synthetic_count = round(batch_size * synthetic_share) if synthetic is not None else 0
         self.real_count = batch_size - self.synthetic_count
         if self.real_count < 1 or (synthetic is not None and self.synthetic_count < 1):
-            raise UserError(f"batch size {batch_size} with synthetic share {synthetic_share} leaves a set "
-                            "without images")
+            raise UserError(f"--batch-size {batch_size} with --synthetic-share {synthetic_share} leaves a set "
+                            "without images: raise the batch size or change the share")
         self.real_stream = EpochStream(len(real), [seed, 0])
         self.synthetic_stream = EpochStream(len(synthetic), [seed, 1]) if synthetic is not None else None
 

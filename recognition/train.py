@@ -369,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--synthetic-weight", type=float, help="weight of the synthetic head's loss (paper: 0.5)")
+    parser.add_argument("--synthetic-share", type=float,
+                        help="share of each batch drawn from the synthetic set (default 0.5); e.g. --batch-size 96 "
+                             "--synthetic-share 0.3333 keeps 64 real images per batch, as without a synthetic set")
     parser.add_argument("--workers", type=int, help="DataLoader worker processes")
     parser.add_argument("--lfw-split", choices=LFW_SPLIT_CHOICES,
                         help="evaluation protocol; auto = View 1 for LFW training people, else 10 folds")
@@ -388,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = {"real_set": args.real_set, "real_fraction": args.real_fraction, "fraction_by": args.fraction_by,
                   "min_images": args.min_images, "synthetic_set": args.synth, "backbone": args.backbone,
                   "pretrained": args.pretrained, "iterations": args.iterations, "batch_size": args.batch_size,
-                  "seed": args.seed, "synthetic_weight": args.synthetic_weight, "workers": args.workers,
+                  "seed": args.seed, "synthetic_weight": args.synthetic_weight, "synthetic_share": args.synthetic_share,
+                  "workers": args.workers,
                   "lfw_split": args.lfw_split, "ijba": args.ijba, "bf16": args.bf16}
         config = replace(PRESETS[args.preset], **{k: v for k, v in chosen.items() if v is not None})
         if args.iterations is not None:

@@ -211,17 +211,21 @@ def test_cli_trains_and_reports_user_errors(sets, tmp_path, capsys):
     real, synthetic = sets
     out = tmp_path / "cli"
     argv = ["--preset", "smoke", "--real-set", real.source, "--synth", synthetic.source, "--out", str(out),
-            "--real", "0.5", "--fraction-by", "identity", "--allow-identity-overlap"]
+            "--real", "0.5", "--fraction-by", "identity", "--allow-identity-overlap",
+            "--batch-size", "6", "--synthetic-share", "0.3333"]
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert (config["real_fraction"], config["fraction_by"], config["backbone"]) == (0.5, "identity", "test_resnet")
-    assert json.loads((out / "data.json").read_text())["real"]["identities"] == 3
+    data = json.loads((out / "data.json").read_text())
+    assert data["real"]["identities"] == 3 and data["batch"] == {"real": 4, "synthetic": 2}
     assert main(["--out", str(out), "--resume"]) == 0  # finished: resumes from config.json and stops at once
     from bench.cli import run_main
 
     for bad, message in ((["--real-set", str(tmp_path / "missing")], "folder not found"),
                          (["--real-set", real.source, "--backbone", "no_such_net"], "unknown backbone"),
-                         (["--real-set", real.source, "--real", "2"], "--real must be a fraction")):
+                         (["--real-set", real.source, "--real", "2"], "--real must be a fraction"),
+                         (["--real-set", real.source, "--synth", synthetic.source, "--synthetic-share", "1"],
+                          "--synthetic-share 1.0: the synthetic share of a batch must be in [0, 1)")):
         with pytest.raises(SystemExit) as exit_info:
             run_main(main, ["--preset", "smoke", "--allow-identity-overlap", "--out", str(tmp_path / "bad"), *bad])
         assert exit_info.value.code == 2
