@@ -63,8 +63,8 @@ RUN_PRESETS = {
                        {"real_faces": 30, "pairs": 40, "translator": 20, "ganfaces": 20, "renders": 10,
                         "recognizer": 20, "evaluation": 240}),
     "cpu": RunPreset(None, "cpu", "cpu", "cpu", "cpu",
-                     {"real_faces": 380, "pairs": 300, "translator": 960, "ganfaces": 200, "renders": 60,
-                      "recognizer": 720, "evaluation": 300}),
+                     {"real_faces": 240, "pairs": 160, "translator": 930, "ganfaces": 170, "renders": 60,
+                      "recognizer": 650, "evaluation": 180}),  # measured 2026-11-25 (evaluation: MTCNN's first pass)
     "paper": RunPreset(None, "paper", "paper", "paper", "paper",
                        {"real_faces": 400, "pairs": 700, "translator": 70 * 3600, "ganfaces": 5 * 3600,
                         "renders": 1800, "recognizer": 9 * 3600, "evaluation": 600}),
