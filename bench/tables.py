@@ -45,10 +45,10 @@ def _stages(runs: Path) -> dict[str, dict]:
     return found
 
 
-def _translator_seed(stages: dict[str, dict], synthetic: str | None) -> float:
-    """The seed of the translator behind a recognizer's GANFaces (NaN for no set or raw renders)."""
+def _translator_seed(stages: dict[str, dict], synthetic: str | None) -> int | None:
+    """The seed of the translator behind a recognizer's GANFaces (None for no set or raw renders)."""
     translator = stages.get(stages.get(synthetic, {}).get("config", {}).get("translator"), {})
-    return float(translator.get("config", {}).get("seed", np.nan))
+    return translator.get("config", {}).get("seed")
 
 
 def collect_runs(runs: Path) -> pd.DataFrame:
@@ -69,7 +69,8 @@ def collect_runs(runs: Path) -> pd.DataFrame:
                      "ijba_tar_0.001": ijba.get("tar@far=0.001_mean", np.nan),
                      "run": str(recognizer["folder"] / recognizer["outputs"]["run"])})
     columns = ["preset", "real", "synth", "seed", "synth_seed", *METRICS, "run"]
-    return pd.DataFrame(rows, columns=columns).sort_values(["preset", "real", "synth", "seed"], ignore_index=True)
+    table = pd.DataFrame(rows, columns=columns).astype({"synth_seed": "Int64"})  # empty without GANFaces
+    return table.sort_values(["preset", "real", "synth", "seed"], ignore_index=True)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -196,6 +197,14 @@ def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
     return True
 
 
+def _every_run(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as shown: no path, no column nobody measured, "-" for no translator seed."""
+    shown = runs.drop(columns="run").dropna(axis=1, how="all")
+    if "synth_seed" in shown:
+        shown["synth_seed"] = shown.synth_seed.astype(object).where(shown.synth_seed.notna(), "-")
+    return shown
+
+
 def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict[str, pd.DataFrame]:
     runs = collect_runs(runs_dir)
     if runs.empty:
@@ -214,7 +223,7 @@ def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict
                 "\n## Supplementary Table 1: the translator without each loss (real share 50%)\n",
                 tables["ablation"].to_markdown(index=False, disable_numparse=True),
                 "\n## Every run\n",
-                runs.drop(columns="run").to_markdown(index=False, floatfmt=".2f"),
+                _every_run(runs).to_markdown(index=False, floatfmt=".2f"),
                 "\nn/a: not measured (IJB-A needs `IJB-A_11_sets` in the data root; a missing row has not been run).\n"]
     if has_roc:
         sections.append("\n![ROC curves of all runs](roc.png)\n")

@@ -66,7 +66,7 @@ def test_the_translator_seed_behind_each_run_is_reported(tmp_path):
         finished_run(tmp_path, f"r{seed}", "cpu", 1.0, "ganfaces", seed, 70.0 + seed, synthetic="g0")
     finished_run(tmp_path, "n0", "cpu", 1.0, "none", 0, 70.0)
     table = collect_runs(tmp_path).set_index(["synth", "seed"])
-    assert table.loc[("ganfaces", 2), "synth_seed"] == 0 and np.isnan(table.loc[("none", 0), "synth_seed"])
+    assert table.loc[("ganfaces", 2), "synth_seed"] == 0 and pd.isna(table.loc[("none", 0), "synth_seed"])
     assert summary_table(collect_runs(tmp_path)).set_index("synth").loc["ganfaces", "seeds"] == 3
 
 
