@@ -29,6 +29,16 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             os.unlink(temporary)
 
 
+def save_figure(figure, target: str | os.PathLike, dpi: int = 110) -> None:
+    """Lay out a matplotlib figure, write it as PNG atomically and free it (every plot of the project)."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    with atomic_path(target) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    plt.close(figure)
+
+
 def write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as temporary:
         temporary.write_text(text, encoding="utf-8")

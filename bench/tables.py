@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.atomic import atomic_path, write_text
+from bench.atomic import save_figure, write_text
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
@@ -158,10 +158,7 @@ def plot_all_roc(runs: pd.DataFrame, path: Path) -> bool:
     axis.set_title("LFW View 1 ROC of every finished run")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize="x-small", loc="lower right")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
     return True
 
 
@@ -190,10 +187,7 @@ def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
         axis.grid(alpha=0.3)
     axes[1].get_legend().remove()
     axes[0].legend(fontsize="x-small")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
     return True
 
 

@@ -32,7 +32,7 @@ from PIL import Image
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from bench.atomic import atomic_path, write_json
+from bench.atomic import atomic_path, save_figure, write_json
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators import losses
@@ -437,10 +437,7 @@ def plot_training_curves(metrics_csv: Path, path: Path) -> None:
         axis.set_xlabel("iteration")
         axis.legend(fontsize="small")
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume: bool = False,

@@ -109,7 +109,7 @@ def plot_realism(table: pd.DataFrame, reference: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.atomic import atomic_path
+    from bench.atomic import save_figure
 
     panels = [(f"frechet_to_{reference}", f"Fréchet distance to {reference}\n(reference: half vs half)"),
               ("high_frequency_energy", "high-frequency energy share"), ("colourfulness", "colourfulness")]
@@ -123,7 +123,4 @@ def plot_realism(table: pd.DataFrame, reference: str, path: Path) -> None:
     axes[-1].set_xticks(range(len(table)), table.dataset, rotation=20)
     axes[-1].set_yticks([])
     axes[-1].set_title("mean face colour", fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path)

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench.atomic import atomic_path, write_json, write_text  # noqa: E402
+from bench.atomic import atomic_path, save_figure, write_json, write_text  # noqa: E402
 from protocols.metrics import roc  # noqa: E402
 
 Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]  # label -> (scores, labels)
@@ -54,10 +54,7 @@ def plot_roc(curves: Curves, path: Path, title: str) -> None:
     axis.grid(True, which="both", alpha=0.3)
     axis.set_title(title)
     axis.legend(loc="lower right", fontsize="small")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=120, format="png")
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
 
 
 def plot_score_histogram(scores: np.ndarray, labels: np.ndarray, path: Path, title: str,
@@ -69,10 +66,7 @@ def plot_score_histogram(scores: np.ndarray, labels: np.ndarray, path: Path, tit
     if threshold is not None:
         axis.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
     axis.set_title(title)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=120, format="png")
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
 
 
 def write_report(out_dir: Path, title: str, summary: Mapping[str, Any], config: Mapping[str, Any],

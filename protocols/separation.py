@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bench.atomic import atomic_path, write_text
+from bench.atomic import save_figure, write_text
 from bench.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.data import data_root
 from protocols.embedding import FaceItem, embed_items
@@ -119,10 +119,7 @@ def plot_separation(distances: dict[str, tuple[np.ndarray, np.ndarray]], path: P
         sns.histplot(frame, x="distance", hue="pair", bins=40, stat="density", common_norm=False, element="step", ax=axis)
         axis.set_title(name)
     figure.suptitle(f"Euclidean distances in {embedder}")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
