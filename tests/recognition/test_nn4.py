@@ -8,14 +8,7 @@ from recognition.embedders import nn4  # noqa: F401  (registers 'facenet-nn4')
 from recognition.embedders.nn4 import NN4Embedder, NN4Small2
 from recognition.embedders.registry import get_embedder
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Keep the CPU use of these tests small."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+TORCH_THREADS = 1  # keep these tests small (see tests/recognition/conftest.py)
 
 
 @pytest.fixture
