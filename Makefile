@@ -34,7 +34,9 @@ demo: $(STAMP)
 	$(PY) -m bench.run --preset smoke --real 1.0 --synth ganfaces --out runs/demo
 	$(PY) -m bench.tables --runs runs/demo --out results/demo
 
+# the layer contracts (README, Layout) first: an upward import fails in a second, before the slow tests
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 regress: $(STAMP)

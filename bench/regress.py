@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.atomic import write_json
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import data_root
+from bench.common.atomic import write_json
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import data_root
 from bench.fixtures import inverted_pairs, lfw_centre_crops
 
 log = logging.getLogger(__name__)

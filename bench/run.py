@@ -33,9 +33,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.atomic import write_json
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import data_root
+from bench.common.atomic import write_json
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import data_root
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class Stage:
 
 def _real_faces(preset: RunPreset, root: Path | None) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
-        from generators.real_faces import lfw_training_photos, prepare_faces
+        from generators.real_faces import lfw_training_photos
+        from recognition.faces.real_faces import prepare_faces
 
         photos = lfw_training_photos("peopleDevTrain", root)
         counts = prepare_faces(photos[: preset.real_faces] if preset.real_faces else photos, folder / "faces")

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.atomic import save_figure, write_text
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.atomic import save_figure, write_text
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 METRICS = {"lfw_accuracy": "LFW acc. (%)", "lfw_100_minus_eer": "LFW 100%-EER", "ijba_tar_0.01": "IJB-A TAR@0.01",

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.cli import UserError
-from bench.data import packaged_model_path
-from generators.align import CropGeometry
+from bench.common.cli import UserError
+from bench.common.weights import packaged_model_path
+from recognition.faces.align import CropGeometry
 
 
 class LandmarkFileError(ValueError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

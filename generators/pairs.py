@@ -33,17 +33,17 @@ from torchvision.transforms.functional import to_tensor
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from bench.atomic import atomic_path, write_json, write_text
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import data_root
-from generators.align import CANONICAL_CROP, CropGeometry, MTCNNAligner, similarity_transform, warp_to_crop
+from bench.common.atomic import atomic_path, write_json, write_text
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import data_root
+from recognition.faces.align import CANONICAL_CROP, CropGeometry, MTCNNAligner, similarity_transform, warp_to_crop
 from generators.landmarks import DlibLandmarks, LandmarkFileError, read_landmark_file
 from generators.morphable.albedo import procedural_albedo
 from generators.morphable.decimate import decimate
 from generators.morphable.fit import FitConfig, fit_landmarks, fit_lighting
 from generators.morphable.ict import load_ict
 from generators.morphable.render import FaceRenderer, RenderBatch
-from generators.render import save_image_atomically
+from bench.common.atomic import save_image_atomically
 
 log = logging.getLogger(__name__)
 LANDMARK_CROP = CropGeometry(CANONICAL_CROP.size * 2, CANONICAL_CROP.padding)

@@ -25,9 +25,9 @@ from torchvision.transforms.functional import to_tensor
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from bench.atomic import atomic_path, write_json, write_text
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from generators.align import CANONICAL_CROP
+from bench.common.atomic import atomic_path, save_image_atomically, write_json, write_text
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from recognition.faces.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.model import MorphableModel, load_model
 from generators.morphable.render import FaceRenderer, batch_from_samples
@@ -82,14 +82,6 @@ def _batches(model: MorphableModel, config: RenderConfig, todo: Sequence[int]) -
                 batch = []
     if batch:
         yield batch
-
-
-def save_image_atomically(pixels: np.ndarray, path: Path, image_format: str) -> None:
-    with atomic_path(path) as temporary:
-        if image_format == "png":
-            Image.fromarray(pixels).save(temporary, format="PNG", compress_level=1)
-        else:
-            Image.fromarray(pixels).save(temporary, format="JPEG", quality=95)
 
 
 def render_dataset(config: RenderConfig, out: Path, progress: bool = True) -> pd.DataFrame:

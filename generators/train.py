@@ -9,7 +9,7 @@ loss, the cycle loss and the pair-matching game on (render, real) pairs); (C) th
 step on eq. 10; then the k balances of the three games, the identity centroids and the EMA of G are
 updated. The synthetic domain is rendered on the fly from the 3DMM (several images of each of a few
 identities per batch, identities from a fixed pool so that centroids recur); the real domain and the
-pairs are folders of aligned 108x108 crops (`generators.real_faces`, `generators.pairs`).
+pairs are folders of aligned 108x108 crops (`recognition.faces.real_faces`, `generators.pairs`).
 The run folder keeps config.json, metrics.csv, TensorBoard events, sample grids and checkpoint.pt
 (written atomically, every `checkpoint_every` iterations and on SIGINT/SIGTERM), from which
 `--resume` continues exactly (weights, EMA, optimisers, schedulers, k values, centroids, RNG states).
@@ -27,16 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from bench.atomic import atomic_path, save_figure, write_json
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.training import MetricsLog, StopOnSignal, save_checkpoint
+from bench.common.atomic import atomic_path, write_json
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.distributed import bare, distributed_rank_and_size, gather_across_ranks, mean_across_ranks
+from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators import losses
-from generators.align import CropGeometry
 from generators.losses import IdentityCentroids, LossWeights
 from generators.networks import (
     BeganDiscriminator,
@@ -44,7 +42,10 @@ from generators.networks import (
     make_fitting_network,
     make_generator,
 )
-from generators.real_faces import list_face_images
+from generators.curves import plot_training_curves
+from generators.identity_view import IdentityView
+from generators.streams import FolderImages, SyntheticStream, pair_folders
+from recognition.faces.real_faces import list_face_images
 
 log = logging.getLogger(__name__)
 
@@ -86,135 +87,6 @@ PRESETS = {
                          batch_size=4, identities_per_batch=2, synthetic_identities=8, iterations=4, halvings=(2,),
                          ema_decay=0.9, checkpoint_every=2, sample_every=2, log_every=1),
 }
-
-
-# ------------------------------------------------------------------------------------------ data
-
-class FolderImages:
-    """Aligned crops from a folder, read on demand at the training size, in [-1, 1]."""
-
-    def __init__(self, files: Sequence[Path], size: int):
-        self.files, self.size = list(files), size
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def batch(self, indices: Sequence[int]) -> torch.Tensor:
-        return torch.stack([self.load(self.files[i]) for i in indices])
-
-    def load(self, path: Path) -> torch.Tensor:
-        with Image.open(path) as image:
-            image = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
-        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
-
-
-def pair_folders(folder: Path, size: int) -> tuple[FolderImages, FolderImages]:
-    """(renders, reals) of `generators.pairs` output, matched by file name."""
-    folder = Path(folder)
-    if not (folder / "real").is_dir() or not (folder / "render").is_dir():
-        raise UserError(f"pairs folder {folder} has no real/ and render/ subfolders: make it with "
-                        "`python -m generators.pairs`, or switch L_DP off (--no-pair)")
-    names = sorted(p.name for p in (folder / "real").glob("*.png") if (folder / "render" / p.name).exists())
-    if not names:
-        raise UserError(f"pairs folder {folder} holds no matched real/render images")
-    return (FolderImages([folder / "render" / n for n in names], size), FolderImages([folder / "real" / n for n in names], size))
-
-
-class SyntheticStream:
-    """3DMM renders at the training size, `identities` identities x `per_identity` images per batch."""
-
-    def __init__(self, config: TrainConfig):
-        from generators.morphable.render import FaceRenderer, batch_from_samples
-        from generators.morphable.sampling import sample_identity, sample_image
-        from generators.render import RenderConfig, load_render_model
-
-        self.config = config
-        self.model = load_render_model(RenderConfig())
-        self.geometry = CropGeometry(config.network.image_size, 0.25)
-        self.renderer = FaceRenderer(self.model, self.geometry, config.batch_size)
-        self._batch, self._identity, self._image = batch_from_samples, sample_identity, sample_image
-        self._people: dict[int, object] = {}
-
-    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        config = self.config
-        per_identity = config.batch_size // config.identities_per_batch
-        identities = rng.choice(config.synthetic_identities, config.identities_per_batch, replace=False)
-        samples, labels = [], []
-        for identity in identities.tolist():
-            if identity not in self._people:
-                if len(self._people) > 4096:
-                    self._people.clear()
-                self._people[identity] = self._identity(self.model, config.seed, identity)
-            for image in rng.choice(config.images_per_identity, per_identity, replace=False).tolist():
-                samples.append((self._people[identity], self._image(self.model, config.seed, identity, image)))
-                labels.append(identity)
-        images, _ = self.renderer.render(self._batch(self.model, samples))
-        return torch.from_numpy(images.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2), torch.tensor(labels)
-
-
-# -------------------------------------------------------------------------------- identity network
-
-class IdentityView:
-    """C's view of G(x): a random crop, rotation and flip (Sec. 4), resampled to C's input, differentiably."""
-
-    def __init__(self, config: TrainConfig):
-        from recognition.embedders import get_embedder
-
-        self.embedder = get_embedder(config.embedder).eval().requires_grad_(False)
-        self.size = self.embedder.input_size[0]
-        self.config = config
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = images.shape[0]
-        crop = self.config.identity_crop
-        angle = (torch.rand(n, generator=generator) * 2 - 1) * np.radians(self.config.identity_rotation_deg)
-        shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * (1 - crop)
-        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-        cos, sin = angle.cos() * crop, angle.sin() * crop
-        theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
-                             torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
-        grid = F.affine_grid(theta, (n, 3, self.size, self.size), align_corners=False)
-        view = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return self.embedder((view + 1) * 127.5)
-
-
-# ----------------------------------------------------------------------------------- distributed
-
-def distributed_rank_and_size() -> tuple[int, int]:
-    """(rank, world size); initialises torch.distributed when launched by torchrun (gloo on CPU, nccl on GPUs)."""
-    import os
-
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
-
-
-def bare(network: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DistributedDataParallel wrapper (used as a frozen function, without DDP hooks)."""
-    return getattr(network, "module", network)
-
-
-def _mean_across_ranks(values: list[float], world: int) -> list[float]:
-    if world == 1:
-        return values
-    import torch.distributed as dist
-
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return (tensor / world).tolist()
-
-
-def _gather_across_ranks(embeddings: torch.Tensor, labels: torch.Tensor, world: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if world == 1:
-        return embeddings, labels
-    import torch.distributed as dist
-
-    gathered: list = [None] * world
-    dist.all_gather_object(gathered, (embeddings.cpu(), labels.cpu()))
-    return torch.cat([e for e, _ in gathered]), torch.cat([l for _, l in gathered])
 
 
 # ----------------------------------------------------------------------------------------- trainer
@@ -342,7 +214,7 @@ class Trainer:
         loss_D.backward()
         self.optimisers["D"].step()
         # balances, centroids, EMA, schedule
-        errors = _mean_across_ranks([real_error.item(), fake_error.item(), synthetic_error.item(), cycled_error.item(),
+        errors = mean_across_ranks([real_error.item(), fake_error.item(), synthetic_error.item(), cycled_error.item(),
                                      pair_error.item() if pair_error is not None else 0.0, cycle_again.item()], self.world)
         k["real"] = losses.update_k(k["real"], errors[0], errors[1], config.gamma, config.lambda_k)
         k["synthetic"] = losses.update_k(k["synthetic"], errors[2], errors[3], config.gamma, config.lambda_k)
@@ -350,7 +222,7 @@ class Trainer:
             k["pair"] = losses.update_k(k["pair"], errors[4], errors[5], config.gamma, config.lambda_k)
             logs["DP"] = pair.item()
         if self.identity is not None:
-            self.centroids.update(*_gather_across_ranks(embeddings.detach(), labels, self.world))
+            self.centroids.update(*gather_across_ranks(embeddings.detach(), labels, self.world))
         # EMA of G with a warm-up (as TensorFlow's ExponentialMovingAverage with num_updates), so that
         # early samples are not dominated by the random initial weights
         decay = min(config.ema_decay, (1 + self.state.iteration) / (10 + self.state.iteration))
@@ -417,29 +289,6 @@ class Trainer:
             save_image(grid, temporary, nrow=len(self.fixed_synthetic), padding=2, pad_value=1.0, format="png")
 
 
-def plot_training_curves(metrics_csv: Path, path: Path) -> None:
-    """Loss curves, k balances and BEGAN's convergence measure from metrics.csv (smoothed over 20 rows)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    table = pd.read_csv(metrics_csv)
-    panels = [("adversarial", ["G", "G_prime", "D_R", "D_S"]), ("reconstruction", ["cyc", "id", "DP"]),
-              ("identity L_C", ["C"]), ("BEGAN", ["M_global", "k_real", "k_synthetic", "k_pair"])]
-    figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6))
-    for axis, (title, columns) in zip(axes, panels):
-        for column in columns:
-            if column in table:
-                axis.plot(table.iteration, table[column].rolling(20, min_periods=1).mean(), label=column)
-        axis.set_title(title)
-        axis.set_xlabel("iteration")
-        axis.legend(fontsize="small")
-        axis.grid(alpha=0.3)
-    save_figure(figure, path)
-
-
 def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume: bool = False,
           progress: bool = True) -> Trainer:
     """Run (or continue) training into `out`; returns the trainer at the end."""
@@ -485,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--preset", choices=PRESETS, default="cpu")
-    parser.add_argument("--real", type=Path, help="folder of aligned real face crops (generators.real_faces)")
+    parser.add_argument("--real", type=Path, help="folder of aligned real face crops (recognition.faces.real_faces)")
     parser.add_argument("--pairs", type=Path, help="folder made by generators.pairs (for L_DP)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--resume", action="store_true")
@@ -518,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["channels_last"] = args.channels_last
         config = replace(config, weights=weights, **overrides)
     if args.real is None:
-        raise UserError("--real is required: a folder of aligned real faces (python -m generators.real_faces)")
+        raise UserError("--real is required: a folder of aligned real faces (python -m recognition.faces.real_faces)")
     trainer = train(config, args.real, args.pairs, args.out, args.resume)
     print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
     return 0

@@ -19,10 +19,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from bench.atomic import atomic_path
-from bench.cli import UserError
-from bench.data import cache_dir
-from generators.align import Aligner, get_aligner
+from bench.common.atomic import atomic_path
+from bench.common.cli import UserError
+from bench.common.datasets import cache_dir
+from recognition.faces.align import Aligner, get_aligner
 from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION, LFW_GEOMETRY_SIZE, Embedder
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from generators.align import ALIGNERS
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from recognition.faces.align import ALIGNERS
 from protocols.embedding import FaceItem, embed_items
 from protocols.metrics import verification_metrics
 from protocols.report import markdown_table, write_report

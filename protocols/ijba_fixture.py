@@ -22,9 +22,9 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from bench.atomic import atomic_path, write_text
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import data_root
+from bench.common.atomic import atomic_path, write_text
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import data_root
 from protocols.ijba import METADATA_COLUMNS
 from protocols.lfw_files import LFWLayout
 from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import data_root
-from generators.align import ALIGNERS
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import data_root
+from recognition.faces.align import ALIGNERS
 from protocols.embedding import FaceItem, embed_items, pair_similarity
 from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
 from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics

@@ -11,8 +11,54 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cli import UserError
-from bench.data import LFW_DIR, require
+from bench.common.cli import UserError
+from bench.common.datasets import DataFile, Dataset, register_dataset, require
+from bench.common.download import download, extract_tar
+
+LFW_DIR = "lfw-py"
+LFW_URL = "http://vis-www.cs.umass.edu/lfw/"
+LFW_ARCHIVE = ("lfw-deepfunneled.tgz", "68331da3eb755a505a502b5aacb3c201")
+LFW_PROTOCOL_FILES = {
+    # the official MD5 sums (the same torchvision's LFW datasets check)
+    "pairs.txt": "9f1ba174e4e1c508ff7cdf10ac338a7d",
+    "pairsDevTrain.txt": "4f27cbf15b2da4a85c1907eb4181ad21",
+    "pairsDevTest.txt": "5132f7440eb68cf58910c8a45a2ac10b",
+    "people.txt": "450f0863dd89e85e73936a6d71a3474b",
+    "peopleDevTrain.txt": "54eaac34beb6d042ed3a7d883e247a21",
+    "peopleDevTest.txt": "e4bf5be0a43b5dcd9dc5ccfcb8fb19c5",
+    "lfw-names.txt": "a6d0a479bd074669f656265a6e693f6d",
+}
+LFW_BY_HAND = (
+    "Download lfw-deepfunneled.tgz and the protocol "
+    f"files from {LFW_URL} (or a mirror such as Kaggle's 'jessicali9530/lfw-dataset') and lay them out as "
+    f"<data root>/{LFW_DIR}/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg plus <data root>/{LFW_DIR}/pairs.txt etc."
+)
+LFW_HOW_TO_GET = "run `python -m bench.data fetch lfw` when online, or by hand: " + LFW_BY_HAND
+
+
+def _fetch_lfw(root: Path) -> None:
+    """Official LFW files, checked against their MD5 sums (torchvision no longer downloads LFW itself)."""
+    target = root / LFW_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for name, md5 in LFW_PROTOCOL_FILES.items():
+        download(LFW_URL + name, target / name, md5, manual_hint=LFW_BY_HAND)
+    if not (target / "lfw-deepfunneled").is_dir():
+        archive_name, md5 = LFW_ARCHIVE
+        archive = download(LFW_URL + archive_name, target / archive_name, md5, manual_hint=LFW_BY_HAND)
+        extract_tar(archive, target, "lfw-deepfunneled")
+        archive.unlink()
+
+
+LFW_STAGES = ("evaluation", "recognizer training", "pairs")
+LFW = register_dataset(Dataset(
+    name="lfw",
+    description="Labeled Faces in the Wild, deep-funneled, with the official protocol files",
+    files=(DataFile(f"{LFW_DIR}/lfw-deepfunneled", LFW_STAGES, min_files=13233),)
+    + tuple(DataFile(f"{LFW_DIR}/{name}", LFW_STAGES, md5) for name, md5 in LFW_PROTOCOL_FILES.items()),
+    how_to_get=LFW_HOW_TO_GET,
+    fetch=_fetch_lfw,
+))
+
 
 PAIRS_FILES = {"10fold": ("pairs.txt",), "view1": ("pairsDevTrain.txt", "pairsDevTest.txt")}
 

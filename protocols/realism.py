@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 from scipy import linalg
 
-from generators.align import CANONICAL_CROP, get_aligner
+from recognition.faces.align import CANONICAL_CROP, get_aligner
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,7 +109,7 @@ def plot_realism(table: pd.DataFrame, reference: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.atomic import save_figure
+    from bench.common.atomic import save_figure
 
     panels = [(f"frechet_to_{reference}", f"Fréchet distance to {reference}\n(reference: half vs half)"),
               ("high_frequency_energy", "high-frequency energy share"), ("colourfulness", "colourfulness")]

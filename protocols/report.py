@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench.atomic import atomic_path, save_figure, write_json, write_text  # noqa: E402
+from bench.common.atomic import atomic_path, save_figure, write_json, write_text  # noqa: E402
 from protocols.metrics import roc  # noqa: E402
 
 Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]  # label -> (scores, labels)

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bench.atomic import save_figure, write_text
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import data_root
+from bench.common.atomic import save_figure, write_text
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import data_root
 from protocols.embedding import FaceItem, embed_items
 from protocols.metrics import equal_error_rate, roc_auc
 from protocols.report import markdown_table

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from bench.cli import UserError
-from generators.align import CANONICAL_CROP
+from bench.common.cli import UserError
+from recognition.faces.align import CANONICAL_CROP
 from recognition.data import CROP_SIZE, IMAGE_SIZE, centre_crop, network_input
 from recognition.embedders.registry import (
     Embedder,

@@ -3,16 +3,16 @@
     python -m recognition.data --real-set lfw:peopleDevTrain             # align once; print the set's size
     python -m recognition.data --real-set DIR --real 0.2 --fraction-by identity --synth runs/ganfaces
 
-Sets (`--real-set`, `--synth`) are canonical 108x108 face crops (`generators.align.CANONICAL_CROP`,
+Sets (`--real-set`, `--synth`) are canonical 108x108 face crops (`recognition.faces.align.CANONICAL_CROP`,
 MTCNN's five points), the geometry every evaluation aligns its photos to, so that training crops and
 evaluation crops match:
 - `lfw:<people file>`, e.g. `lfw:peopleDevTrain`: LFW photos of the people listed, aligned once with
-  MTCNN by `generators.real_faces.prepare_faces` into an ImageFolder in the cache directory,
+  MTCNN by `recognition.faces.real_faces.prepare_faces` into an ImageFolder in the cache directory,
   `<cache>/recognition/lfw-peopleDevTrain-mtcnn-<template>/<Name>/<Name>_0001.png`; photos in which
   MTCNN finds no face are left out (`complete.json` there counts them).
 - a folder: an ImageFolder `<identity>/<image>` (CASIA-WebFace or VGG Face aligned the same way, raw
   3DMM renders of `generators.render`, any other set); the output folder of `generators.synthesize`,
-  whose `ganfaces/` ImageFolder is then used; or the flat output of `generators.real_faces --lfw`
+  whose `ganfaces/` ImageFolder is then used; or the flat output of `recognition.faces.real_faces --lfw`
   (`lfw_<Name>_<NNNN>.png`, grouped by name). Crops of another size are resized to 108x108.
 
 Fraction (`--real 0.2 --fraction-by image|identity`): by image, round(0.2 N) of the N images drawn
@@ -49,13 +49,13 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from bench.atomic import write_json
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import cache_dir, data_root
+from bench.common.atomic import write_json
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import cache_dir, data_root
 
 log = logging.getLogger(__name__)
 
-IMAGE_SIZE = 108  # the canonical aligned crop (generators.align.CANONICAL_CROP)
+IMAGE_SIZE = 108  # the canonical aligned crop (recognition.faces.align.CANONICAL_CROP)
 CROP_SIZE = 96  # the paper's random crops
 FRACTION_BY = ("image", "identity")
 LFW_SPEC = "lfw:"
@@ -105,7 +105,7 @@ def _identity_folder(folder: Path) -> Path:
 
 
 def _flat_lfw_names(folder: Path) -> dict[Path, str] | None:
-    """Identity of each file of a flat `generators.real_faces --lfw` folder, or None when it is not one."""
+    """Identity of each file of a flat `recognition.faces.real_faces --lfw` folder, or None when it is not one."""
     files = [p for p in folder.iterdir() if p.is_file() and _is_image_file(str(p))]
     if not files:
         return None
@@ -125,7 +125,7 @@ def read_folder_set(folder: Path, what: str = "--real-set") -> IdentitySet:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{what} {folder}: folder not found (an ImageFolder <identity>/<image> of aligned 108x108 "
-                        "crops, e.g. made by generators.synthesize, generators.render or generators.real_faces)")
+                        "crops, e.g. made by generators.synthesize, generators.render or recognition.faces.real_faces)")
     folder = _identity_folder(folder)
     flat = _flat_lfw_names(folder)
     if flat is not None:
@@ -165,7 +165,7 @@ def lfw_aligned_folder(people_file: str) -> Path:
     """Where the aligned crops of an LFW people file are kept (named by the alignment template's hash)."""
     import hashlib
 
-    from generators.align import FIVE_POINT_TEMPLATE
+    from recognition.faces.align import FIVE_POINT_TEMPLATE
 
     template = hashlib.sha1(FIVE_POINT_TEMPLATE.tobytes()).hexdigest()[:8]
     return cache_dir() / "recognition" / f"lfw-{Path(people_file).stem}-mtcnn-{template}-{IMAGE_SIZE}"
@@ -173,7 +173,7 @@ def lfw_aligned_folder(people_file: str) -> Path:
 
 def prepare_lfw_people(spec: str, root: Path | None = None, progress: bool = True) -> Path:
     """Align the photos of an LFW people file to canonical crops in an ImageFolder (once); returns the folder."""
-    from generators.real_faces import prepare_faces
+    from recognition.faces.real_faces import prepare_faces
     from protocols.lfw_files import LFWLayout
 
     people_file = _lfw_people_file(spec)

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.atomic import atomic_path, write_json
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import cache_dir, data_root
-from generators.align import ALIGNERS, Aligner, CropGeometry, get_aligner
+from bench.common.atomic import atomic_path, write_json
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import cache_dir, data_root
+from recognition.faces.align import ALIGNERS, Aligner, CropGeometry, get_aligner
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.cli import UserError
-from bench.data import data_root
+from bench.common.cli import UserError
+from bench.common.datasets import data_root
 
 log = logging.getLogger(__name__)
 

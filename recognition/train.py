@@ -47,10 +47,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from bench.atomic import write_json
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.training import MetricsLog, StopOnSignal, save_checkpoint
-from generators.train import bare, distributed_rank_and_size
+from bench.common.atomic import write_json
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
+from bench.common.distributed import bare, distributed_rank_and_size
 from recognition.data import (
     FRACTION_BY,
     IdentitySet,

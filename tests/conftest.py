@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.data import data_root as resolve_data_root
+from bench.common.datasets import data_root as resolve_data_root
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,8 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.atomic import write_text
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.atomic import write_text
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.perf.record import PERF_DIR, machine
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.data import data_root
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import data_root
 from bench.perf.record import write_record
-from generators.align import DLIB_CHIP, DlibChipAligner
+from recognition.faces.align import DLIB_CHIP, DlibChipAligner
 from protocols.lfw_files import LFWLayout
 from recognition.embedders import get_embedder
 

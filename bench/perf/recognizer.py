@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.perf.record import write_record
 from recognition.data import read_folder_set
 from recognition.train import PRESETS, Trainer

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from bench.atomic import write_json, write_text
+from bench.common.atomic import write_json, write_text
 
 PERF_DIR = Path(os.environ.get("FACEBENCH_PERF_DIR", "results/perf"))  # --quick runs write elsewhere
 

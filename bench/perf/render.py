@@ -20,12 +20,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.cli import add_common_arguments, run_main, setup_logging
+from bench.common.cli import add_common_arguments, run_main, setup_logging
 from bench.perf.record import write_record
-from generators.align import CANONICAL_CROP
+from recognition.faces.align import CANONICAL_CROP
 from generators.morphable.render import FaceRenderer, batch_from_samples
 from generators.morphable.sampling import sample_identity, sample_image
-from generators.render import RenderConfig, save_image_atomically, load_render_model
+from bench.common.atomic import save_image_atomically
+from generators.render import RenderConfig, load_render_model
 
 
 def peak_rss_mb() -> float:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bench.cli import add_common_arguments, run_main, setup_logging
+from bench.common.cli import add_common_arguments, run_main, setup_logging
 from bench.perf.record import write_record
 from generators.synthesize import SynthesisConfig, save_untrained_translator, synthesize
 

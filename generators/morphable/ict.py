@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import logging
 import tarfile
 import zipfile
@@ -27,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.path import Path as Polygon
 
-from bench.cli import UserError
-from bench.data import cache_dir, data_root
-from bench.download import file_digest
+from bench.common.cli import UserError
+from bench.common.datasets import DataFile, Dataset, cache_dir, data_root, register_dataset
+from bench.common.download import download, file_digest
 from generators.morphable.model import MorphableModel, StaleModelCache, register_format
 
 log = logging.getLogger(__name__)
@@ -223,3 +224,37 @@ def load_ict(path: Path | None = None, use_cache: bool = True) -> MorphableModel
         cached.parent.mkdir(parents=True, exist_ok=True)
         model.save(cached)
     return model
+
+
+def _fetch_ict(root: Path) -> None:
+    """The ICT-FaceKit repository at a pinned commit; GitHub's zips are not byte-stable, so the model
+    files inside are checked instead (one SHA-256 over their names and contents)."""
+    target = root / "ICT-FaceKit.zip"
+    if target.exists() or (root / "ICT-FaceKit.tar.xz").exists():
+        return
+    partial = root / "ICT-FaceKit.download.zip"
+    download(ARCHIVE_URL, partial, None,
+             manual_hint="save a tar archive of github.com/ICT-VGL/ICT-FaceKit as <data root>/ICT-FaceKit.tar.xz")
+    digest = content_digest(partial)
+    if digest != CONTENT_SHA256:
+        partial.unlink()
+        raise UserError(f"{ARCHIVE_URL}: the model files' SHA-256 is {digest}, expected {CONTENT_SHA256}")
+    os.replace(partial, target)
+
+
+ICT_FACEKIT = register_dataset(Dataset(
+    name="ict-facekit",
+    description="ICT Face Model Light (MIT licence), the default 3D morphable model",
+    files=(
+        DataFile(
+            "ICT-FaceKit.tar.xz",
+            ("3dmm", "pairs", "generator training", "synthesis"),
+            "4a4eaa1130bcba0613ffd85e86660960376fec6491ac6399b1a31052e27310b6",
+            "sha256",
+            alternative="ICT-FaceKit.zip",
+        ),
+    ),
+    how_to_get="run `python -m bench.data fetch ict-facekit` when online (the repository at a pinned "
+    "commit), or save a tar archive of github.com/ICT-VGL/ICT-FaceKit as <data root>/ICT-FaceKit.tar.xz",
+    fetch=_fetch_ict,
+))

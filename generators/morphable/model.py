@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.atomic import atomic_path
-from bench.cli import UserError
+from bench.common.atomic import atomic_path
+from bench.common.cli import UserError
 
 SCHEMA_VERSION = 2
 

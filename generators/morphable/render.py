@@ -2,7 +2,7 @@
 
 Per batch: shapes from the coefficients, a rigid pose, perspective projection, per-vertex normals
 and spherical-harmonics shading computed batched in PyTorch; then the alignment's similarity
-transform (projected landmarks -> the 5-point template of `generators.align`) is folded into the
+transform (projected landmarks -> the 5-point template of `recognition.faces.align`) is folded into the
 screen coordinates, so each face is drawn directly as its aligned crop into its own tile of one
 large framebuffer, with one draw call and one read-back per batch. Depth-tested, back faces culled,
 black background.
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torchvision  # noqa: F401  loaded before Mesa's llvmpipe: importing it after an EGL context segfaults
 
-from bench.cli import UserError
-from generators.align import CANONICAL_CROP, CropGeometry, similarity_transform
+from bench.common.cli import UserError
+from recognition.faces.align import CANONICAL_CROP, CropGeometry, similarity_transform
 from generators.morphable.model import MorphableModel
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from generators.morphable.model import MorphableModel
 
 REQUIRED = ("Pose_Para", "Shape_Para", "Exp_Para", "pt3d_68")

@@ -6,9 +6,11 @@
 
 Every embedder takes *loose face crops in LFW geometry* (the face box centred, the crop 2.2 times the
 box, as LFW's 250x250 images are) and its `transform` turns one such PIL image into its input tensor.
+
+The trained recognizer ('recognizer', from `recognition.checkpoint_embedder`) sits a layer above and
+registers itself through the `facebench.embedders` entry point (see `registry.load_plugins`).
 """
 from recognition.embedders.registry import Embedder, get_embedder, list_embedders, register_embedder
 from recognition.embedders import baselines, dlib_resnet, facenet, nn4  # noqa: F401  (register their embedders)
-from recognition import checkpoint_embedder  # noqa: F401  (registers 'recognizer': a recognition.train checkpoint)
 
 __all__ = ["Embedder", "get_embedder", "list_embedders", "register_embedder"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 
 
 class DlibFormatError(UserError):

@@ -26,9 +26,9 @@ from torch import nn
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from bench.cli import UserError
-from bench.data import packaged_model_path
-from generators.align import DLIB_CHIP
+from bench.common.cli import UserError
+from bench.common.weights import packaged_model_path
+from recognition.faces.align import DLIB_CHIP
 from recognition.embedders.registry import Embedder, register_embedder
 from recognition.embedders.dlib_format import DlibFormatError, DlibNetwork, LayerRecord, read_network
 

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from bench.cli import UserError
-from bench.data import data_root
-from generators.align import CropGeometry
+from bench.common.cli import UserError
+from bench.common.datasets import data_root
+from recognition.faces.align import CropGeometry
 from recognition.embedders.registry import Embedder, load_state_dict, random_weights_fingerprint, register_embedder
 
 RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"

@@ -19,9 +19,9 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import functional as TF
 
-from bench.cli import UserError
-from bench.data import data_root
-from generators.align import CropGeometry
+from bench.common.cli import UserError
+from bench.common.datasets import data_root
+from recognition.faces.align import CropGeometry
 from recognition.embedders.registry import Embedder, load_state_dict, random_weights_fingerprint, register_embedder
 
 WEIGHTS_FILE = "nn4.small2.pt"  # looked for under <data root>/models/

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import inspect
 import hashlib
 import json
@@ -13,8 +14,8 @@ from PIL import Image
 from torch import nn
 from pathlib import Path
 
-from bench.cli import UserError
-from generators.align import CropGeometry
+from bench.common.cli import UserError
+from recognition.faces.align import CropGeometry
 
 LFW_GEOMETRY_SIZE = 250  # side of a loose face crop, as in LFW
 LFW_GEOMETRY_EXPANSION = 2.2  # crop side / face box side, as in LFW
@@ -64,7 +65,27 @@ def register_embedder(name: str):
     return decorate
 
 
+# Embedders defined above this layer (the trained recognizer) or outside the project declare themselves as
+# entry points of this group; they are imported the first time a name is looked up, so the registry
+# (the faces layer) never imports upward. In pyproject.toml:
+#   [project.entry-points."facebench.embedders"]
+#   recognizer = "recognition.checkpoint_embedder"
+ENTRY_POINT_GROUP = "facebench.embedders"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every module declared under the entry-point group (each registers its embedders)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
+
+
 def list_embedders(pattern: str = "*") -> list[str]:
+    load_plugins()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
@@ -76,6 +97,8 @@ def _accepted_options(factory: Callable[..., Embedder]) -> set[str]:
 
 def get_embedder(name: str, **kwargs: Any) -> Embedder:
     """Build the embedder registered as `name`; an unknown name lists the known ones."""
+    if name not in _REGISTRY:
+        load_plugins()
     if name not in _REGISTRY:
         raise UserError(f"unknown embedder '{name}'; known embedders: {', '.join(list_embedders())}")
     factory = _REGISTRY[name]

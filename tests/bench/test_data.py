@@ -6,16 +6,17 @@ import urllib.error
 import pytest
 
 from bench import data as bench_data
-from bench.cli import UserError
-from bench.download import download, extract_tar
+from bench.common.datasets import data_root
+from bench.common.cli import UserError
+from bench.common.download import download, extract_tar
 
 
 def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("FACEBENCH_DATA", str(tmp_path / "env"))
-    assert bench_data.data_root(tmp_path / "explicit") == (tmp_path / "explicit").resolve()
-    assert bench_data.data_root() == (tmp_path / "env").resolve()
+    assert data_root(tmp_path / "explicit") == (tmp_path / "explicit").resolve()
+    assert data_root() == (tmp_path / "env").resolve()
     monkeypatch.delenv("FACEBENCH_DATA")
-    assert str(bench_data.data_root()).endswith(".cache/facebench")
+    assert str(data_root()).endswith(".cache/facebench")
 
 
 def test_check_on_empty_root_lists_missing(tmp_path, capsys):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from bench.regress import BASELINE, compare, main
 
 pytestmark = pytest.mark.data

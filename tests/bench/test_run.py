@@ -1,7 +1,7 @@
 """bench.run: the plan, stage caching by configuration, and clean errors (stage bodies replaced by recorders)."""
 import pytest
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from bench.run import main, plan_stages, run_stages
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from bench.tables import collect_runs, summary_table, write_tables
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generators.align import (
+from recognition.faces.align import (
     CANONICAL_CROP,
     DLIB_CHIP,
     FIVE_POINT_TEMPLATE,

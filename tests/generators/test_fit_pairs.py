@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.cli import UserError
-from generators.align import CANONICAL_CROP
+from bench.common.cli import UserError
+from recognition.faces.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.fit import FitConfig, fit_landmarks
 from generators.morphable.render import FaceRenderer, RenderBatch, rotation_matrix

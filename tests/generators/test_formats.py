@@ -21,7 +21,7 @@ import scipy.io
 import scipy.sparse
 
 import generators.morphable.formats  # noqa: F401  (registers the formats)
-from bench.cli import UserError
+from bench.common.cli import UserError
 from generators.morphable.model import load_model
 
 RNG_SEED = 20180908

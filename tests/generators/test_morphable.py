@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generators.align import CANONICAL_CROP
+from recognition.faces.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.ict import load_ict
 from generators.morphable.model import MorphableModel

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from generators.synthesize import (
     PRESETS,
     chunk_ranges,
@@ -162,7 +162,7 @@ def test_user_errors(translator, tmp_path, capsys):
 
 
 def _exit_code(argv) -> int:
-    from bench.cli import run_main
+    from bench.common.cli import run_main
 
     with pytest.raises(SystemExit) as stopped:
         run_main(main, argv)

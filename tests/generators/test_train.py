@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from bench.fixtures import inverted_pairs, lfw_centre_crops
 from generators.train import PRESETS, train
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from generators import losses
 from generators.losses import IdentityCentroids, LossWeights
 from generators.networks import BeganDiscriminator, NetworkConfig, make_fitting_network, make_generator

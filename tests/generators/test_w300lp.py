@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from bench.cli import UserError
-from generators.align import CropGeometry
+from bench.common.cli import UserError
+from recognition.faces.align import CropGeometry
 from generators.morphable.decimate import decimate
 from generators.morphable.render import FaceRenderer, RenderBatch
 from generators.morphable.w300lp import W300LPFit, read_300wlp, schema_coefficients

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cli import UserError
-from generators.align import MTCNNAligner
+from bench.common.cli import UserError
+from recognition.faces.align import MTCNNAligner
 from protocols.lfw_files import LFWLayout
 from recognition.embedders import get_embedder, list_embedders
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from protocols import ijba
 from protocols.embedding import FaceItem, load_loose_crop
 from protocols.ijba import (

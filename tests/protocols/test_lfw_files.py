@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from protocols.lfw_files import LFWLayout, read_pairs, read_people
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from protocols.separation import folder_dataset, sample_pairs, separation
 from recognition.embedders import get_embedder
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cli import UserError
-from bench.data import packaged_model_path
+from bench.common.cli import UserError
+from bench.common.weights import packaged_model_path
 from protocols.lfw_files import LFWLayout
 from recognition.embedders.dlib_format import DlibFormatError, read_network
 from recognition.embedders.dlib_resnet import WEIGHTS_FILE, DlibFaceResNet

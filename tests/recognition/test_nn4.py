@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 from recognition.embedders import nn4  # noqa: F401  (registers 'facenet-nn4')
 from recognition.embedders.nn4 import NN4Embedder, NN4Small2
 from recognition.embedders.registry import get_embedder

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cli import UserError
-from generators.align import CANONICAL_CROP, Aligner, CropGeometry
+from bench.common.cli import UserError
+from recognition.faces.align import CANONICAL_CROP, Aligner, CropGeometry
 from recognition import models
 from recognition.data import read_folder_set
 from recognition.embedders import get_embedder

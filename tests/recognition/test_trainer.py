@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cli import UserError
-from generators.train import bare
+from bench.common.cli import UserError
+from bench.common.distributed import bare
 from recognition.data import (
     MixedBatches,
     check_identity_leakage,
@@ -123,7 +123,7 @@ def test_batches_depend_on_seed_iteration_and_rank_only(sets):
 
 
 def test_sets_in_each_layout(tmp_path):
-    """ImageFolder, generators.synthesize output (ganfaces/ inside), flat generators.real_faces LFW output."""
+    """ImageFolder, generators.synthesize output (ganfaces/ inside), flat recognition.faces.real_faces LFW output."""
     synthesize_out = tmp_path / "ganfaces-run"
     write_identity_folder(synthesize_out / "ganfaces", ["id_00000", "id_00001"], 2, SYNTHETIC_BASE, size=120)
     write_identity_folder(synthesize_out / "renders", ["id_00000", "id_00001", "id_00002"], 2, SYNTHETIC_BASE)
@@ -219,7 +219,7 @@ def test_cli_trains_and_reports_user_errors(sets, tmp_path, capsys):
     data = json.loads((out / "data.json").read_text())
     assert data["real"]["identities"] == 3 and data["batch"] == {"real": 4, "synthetic": 2}
     assert main(["--out", str(out), "--resume"]) == 0  # finished: resumes from config.json and stops at once
-    from bench.cli import run_main
+    from bench.common.cli import run_main
 
     for bad, message in ((["--real-set", str(tmp_path / "missing")], "folder not found"),
                          (["--real-set", real.source, "--backbone", "no_such_net"], "unknown backbone"),

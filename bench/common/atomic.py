@@ -57,3 +57,14 @@ def _strict_json(value: Any) -> Any:
 
 def write_json(target: str | os.PathLike, data: Any) -> None:
     write_text(target, json.dumps(_strict_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def save_image_atomically(pixels, path: str | os.PathLike, image_format: str) -> None:
+    """An 8-bit image array as PNG (fast compression: renders and crops are rewritten often) or JPEG q95."""
+    from PIL import Image
+
+    with atomic_path(path) as temporary:
+        if image_format == "png":
+            Image.fromarray(pixels).save(temporary, format="PNG", compress_level=1)
+        else:
+            Image.fromarray(pixels).save(temporary, format="JPEG", quality=95)

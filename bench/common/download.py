@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.cli import UserError
+from bench.common.cli import UserError
 
 CHUNK = 1 << 20
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from bench.atomic import atomic_path
+from bench.common.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,53 @@
+"""The distributed set-up both trainers and synthesis share: torchrun's environment, DDP unwrapping
+and the two collectives the translator uses. gloo on CPUs, nccl on GPUs."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def distributed_rank_and_size() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed when launched by torchrun (gloo on CPU, nccl on GPUs).
+
+    With nccl each process must own its GPU before the process group exists (collectives run on the
+    current device), so LOCAL_RANK picks it first.
+    """
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def bare(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (used as a frozen function, without DDP hooks)."""
+    return getattr(network, "module", network)
+
+
+def mean_across_ranks(values: list[float], world: int) -> list[float]:
+    """The mean of each value over all ranks (float64, on the backend's device)."""
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return (tensor / world).tolist()
+
+
+def gather_across_ranks(embeddings: torch.Tensor, labels: torch.Tensor, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's (embeddings, labels), concatenated in rank order, on the CPU."""
+    if world == 1:
+        return embeddings, labels
+    import torch.distributed as dist
+
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, (embeddings.cpu(), labels.cpu()))
+    return torch.cat([e for e, _ in gathered]), torch.cat([l for _, l in gathered])

@@ -1,0 +1,29 @@
+"""The translator's training curves from its metrics.csv (one figure, four panels)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.common.atomic import save_figure
+
+
+def plot_training_curves(metrics_csv: Path, path: Path) -> None:
+    """Loss curves, k balances and BEGAN's convergence measure from metrics.csv (smoothed over 20 rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.read_csv(metrics_csv)
+    panels = [("adversarial", ["G", "G_prime", "D_R", "D_S"]), ("reconstruction", ["cyc", "id", "DP"]),
+              ("identity L_C", ["C"]), ("BEGAN", ["M_global", "k_real", "k_synthetic", "k_pair"])]
+    figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6))
+    for axis, (title, columns) in zip(axes, panels):
+        for column in columns:
+            if column in table:
+                axis.plot(table.iteration, table[column].rolling(20, min_periods=1).mean(), label=column)
+        axis.set_title(title)
+        axis.set_xlabel("iteration")
+        axis.legend(fontsize="small")
+        axis.grid(alpha=0.3)
+    save_figure(figure, path)

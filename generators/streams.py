@@ -1,0 +1,82 @@
+"""The translator's three data streams (Sec. 3): real photos R, 3DMM renders S, and (render, photo) pairs.
+
+Real photos and pairs are folders of aligned crops (`generators.real_faces`, `generators.pairs`); the
+synthetic domain is rendered on the fly from the 3DMM. Streams know nothing of the networks.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.common.cli import UserError
+from recognition.faces.align import CropGeometry
+
+if TYPE_CHECKING:
+    from generators.train import TrainConfig
+
+
+class FolderImages:
+    """Aligned crops from a folder, read on demand at the training size, in [-1, 1]."""
+
+    def __init__(self, files: Sequence[Path], size: int):
+        self.files, self.size = list(files), size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def batch(self, indices: Sequence[int]) -> torch.Tensor:
+        return torch.stack([self.load(self.files[i]) for i in indices])
+
+    def load(self, path: Path) -> torch.Tensor:
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+
+
+def pair_folders(folder: Path, size: int) -> tuple[FolderImages, FolderImages]:
+    """(renders, reals) of `generators.pairs` output, matched by file name."""
+    folder = Path(folder)
+    if not (folder / "real").is_dir() or not (folder / "render").is_dir():
+        raise UserError(f"pairs folder {folder} has no real/ and render/ subfolders: make it with "
+                        "`python -m generators.pairs`, or switch L_DP off (--no-pair)")
+    names = sorted(p.name for p in (folder / "real").glob("*.png") if (folder / "render" / p.name).exists())
+    if not names:
+        raise UserError(f"pairs folder {folder} holds no matched real/render images")
+    return (FolderImages([folder / "render" / n for n in names], size), FolderImages([folder / "real" / n for n in names], size))
+
+
+class SyntheticStream:
+    """3DMM renders at the training size, `identities` identities x `per_identity` images per batch."""
+
+    def __init__(self, config: TrainConfig):
+        from generators.morphable.render import FaceRenderer, batch_from_samples
+        from generators.morphable.sampling import sample_identity, sample_image
+        from generators.render import RenderConfig, load_render_model
+
+        self.config = config
+        self.model = load_render_model(RenderConfig())
+        self.geometry = CropGeometry(config.network.image_size, 0.25)
+        self.renderer = FaceRenderer(self.model, self.geometry, config.batch_size)
+        self._batch, self._identity, self._image = batch_from_samples, sample_identity, sample_image
+        self._people: dict[int, object] = {}
+
+    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        config = self.config
+        per_identity = config.batch_size // config.identities_per_batch
+        identities = rng.choice(config.synthetic_identities, config.identities_per_batch, replace=False)
+        samples, labels = [], []
+        for identity in identities.tolist():
+            if identity not in self._people:
+                if len(self._people) > 4096:
+                    self._people.clear()
+                self._people[identity] = self._identity(self.model, config.seed, identity)
+            for image in rng.choice(config.images_per_identity, per_identity, replace=False).tolist():
+                samples.append((self._people[identity], self._image(self.model, config.seed, identity, image)))
+                labels.append(identity)
+        images, _ = self.renderer.render(self._batch(self.model, samples))
+        return torch.from_numpy(images.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2), torch.tensor(labels)

@@ -1,0 +1,63 @@
+"""A trained translator, frozen for synthesis: G's EMA weights, G' and D_R from a generators.train checkpoint."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from bench.common.atomic import atomic_path
+from bench.common.cli import UserError
+from bench.common.download import file_digest
+from generators.networks import BeganDiscriminator, make_fitting_network, make_generator
+
+
+@dataclass
+class Translator:
+    """The frozen networks of a trained translator, in eval mode (dropout off, batch-norm statistics)."""
+
+    G: torch.nn.Module  # EMA weights
+    G_prime: torch.nn.Module
+    D_real: torch.nn.Module
+    image_size: int
+    training_seed: int
+    digest: str
+
+
+def save_untrained_translator(path: Path, preset: str = "smoke", seed: int = 0) -> Path:
+    """A checkpoint in generators.train's format with seeded random weights: for tests and speed benchmarks,
+    where what G learnt does not matter."""
+    from generators.train import PRESETS as TRAIN_PRESETS
+
+    torch.manual_seed(seed)
+    config = TRAIN_PRESETS[preset]
+    G = make_generator(config.network)
+    networks = {"G": G.state_dict(), "G_ema": G.state_dict(), "G_prime": make_fitting_network(config.network).state_dict(),
+                "D_real": BeganDiscriminator(config.network).state_dict()}
+    with atomic_path(path) as temporary:
+        torch.save({"config": asdict(config), "networks": networks}, temporary)
+    return Path(path)
+
+
+def load_translator(path: Path) -> Translator:
+    """A `generators.train` run folder (or its checkpoint.pt) -> G_ema, G', D_R."""
+    from generators.train import config_from_dict
+
+    path = Path(path)
+    checkpoint = path / "checkpoint.pt" if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise UserError(f"--generator {path}: no checkpoint.pt; train one with `python -m generators.train`")
+    try:
+        stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        config = config_from_dict(stored["config"])
+        networks = stored["networks"]
+        G, G_prime, D_real = (make_generator(config.network), make_fitting_network(config.network),
+                              BeganDiscriminator(config.network))
+        G.load_state_dict(networks["G_ema"])
+        G_prime.load_state_dict(networks["G_prime"])
+        D_real.load_state_dict(networks["D_real"])
+    except (KeyError, RuntimeError, TypeError, EOFError) as error:
+        raise UserError(f"--generator {checkpoint}: not a translator checkpoint of generators.train ({error})") from None
+    for network in (G, G_prime, D_real):
+        network.eval().requires_grad_(False)
+    return Translator(G, G_prime, D_real, config.network.image_size, config.seed, file_digest(checkpoint, "sha256")[:16])
