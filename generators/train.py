@@ -9,7 +9,7 @@ loss, the cycle loss and the pair-matching game on (render, real) pairs); (C) th
 step on eq. 10; then the k balances of the three games, the identity centroids and the EMA of G are
 updated. The synthetic domain is rendered on the fly from the 3DMM (several images of each of a few
 identities per batch, identities from a fixed pool so that centroids recur); the real domain and the
-pairs are folders of aligned 108x108 crops (`recognition.faces.real_faces`, `generators.pairs`).
+pairs are folders of aligned 108x108 crops (`generators.real_faces`, `generators.pairs`).
 The run folder keeps config.json, metrics.csv, TensorBoard events, sample grids and checkpoint.pt
 (written atomically, every `checkpoint_every` iterations and on SIGINT/SIGTERM), from which
 `--resume` continues exactly (weights, EMA, optimisers, schedulers, k values, centroids, RNG states).
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--preset", choices=PRESETS, default="cpu")
-    parser.add_argument("--real", type=Path, help="folder of aligned real face crops (recognition.faces.real_faces)")
+    parser.add_argument("--real", type=Path, help="folder of aligned real face crops (python -m generators.real_faces)")
     parser.add_argument("--pairs", type=Path, help="folder made by generators.pairs (for L_DP)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--resume", action="store_true")
@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["channels_last"] = args.channels_last
         config = replace(config, weights=weights, **overrides)
     if args.real is None:
-        raise UserError("--real is required: a folder of aligned real faces (python -m recognition.faces.real_faces)")
+        raise UserError("--real is required: a folder of aligned real faces (python -m generators.real_faces)")
     trainer = train(config, args.real, args.pairs, args.out, args.resume)
     print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
     return 0

@@ -12,7 +12,7 @@ evaluation crops match:
   MTCNN finds no face are left out (`complete.json` there counts them).
 - a folder: an ImageFolder `<identity>/<image>` (CASIA-WebFace or VGG Face aligned the same way, raw
   3DMM renders of `generators.render`, any other set); the output folder of `generators.synthesize`,
-  whose `ganfaces/` ImageFolder is then used; or the flat output of `recognition.faces.real_faces --lfw`
+  whose `ganfaces/` ImageFolder is then used; or the flat output of `generators.real_faces --lfw`
   (`lfw_<Name>_<NNNN>.png`, grouped by name). Crops of another size are resized to 108x108.
 
 Fraction (`--real 0.2 --fraction-by image|identity`): by image, round(0.2 N) of the N images drawn
@@ -105,7 +105,7 @@ def _identity_folder(folder: Path) -> Path:
 
 
 def _flat_lfw_names(folder: Path) -> dict[Path, str] | None:
-    """Identity of each file of a flat `recognition.faces.real_faces --lfw` folder, or None when it is not one."""
+    """Identity of each file of a flat `generators.real_faces --lfw` folder, or None when it is not one."""
     files = [p for p in folder.iterdir() if p.is_file() and _is_image_file(str(p))]
     if not files:
         return None
@@ -125,7 +125,7 @@ def read_folder_set(folder: Path, what: str = "--real-set") -> IdentitySet:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{what} {folder}: folder not found (an ImageFolder <identity>/<image> of aligned 108x108 "
-                        "crops, e.g. made by generators.synthesize, generators.render or recognition.faces.real_faces)")
+                        "crops, e.g. made by generators.synthesize, generators.render or generators.real_faces)")
     folder = _identity_folder(folder)
     flat = _flat_lfw_names(folder)
     if flat is not None:

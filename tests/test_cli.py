@@ -1,9 +1,13 @@
 """Every command line: user errors give a message and exit code 2, never a traceback."""
+import importlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, env_extra=None):
@@ -40,3 +44,26 @@ def test_malformed_pairs_file_on_the_command_line(tmp_path):
     assert result.returncode == 2
     assert "pairs.txt: header (line 1) announces 10 fold(s)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+COMMANDS = sorted(
+    str(path.relative_to(ROOT).with_suffix("")).replace("/", ".").removesuffix(".__main__")
+    for package in ("bench", "generators", "recognition", "protocols")
+    for path in (ROOT / package).rglob("*.py")
+    if 'if __name__ == "__main__"' in path.read_text()
+)
+
+
+def test_the_commands_are_found():
+    assert {"bench.run", "bench.data", "generators.align", "generators.real_faces", "protocols.lfw",
+            "recognition.train"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_answers_help(command, capsys):
+    """`python -m X --help` keeps working wherever its code lives (thin entry points included); run in-process."""
+    module = importlib.import_module(command if not command.endswith("perf") else "bench.perf.__main__")
+    with pytest.raises(SystemExit) as stopped:
+        module.main(["--help"])
+    assert stopped.value.code == 0
+    assert f"usage: python -m {command}" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")

@@ -419,7 +419,7 @@ def test_lsfm_not_a_mat_file(tmp_path):
 # -------------------------------------------------------------------------------------------- eos
 
 class EosWriter:
-    """Writes the layout documented in generators/morphable/formats.py (eos save_model, cereal binary)."""
+    """Writes the layout documented in generators/morphable/formats/eos.py (eos save_model, cereal binary)."""
 
     def __init__(self, version: int, portable: bool = False):
         self.out = bytearray(b"\x01" if portable else b"")

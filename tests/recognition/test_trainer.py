@@ -123,7 +123,7 @@ def test_batches_depend_on_seed_iteration_and_rank_only(sets):
 
 
 def test_sets_in_each_layout(tmp_path):
-    """ImageFolder, generators.synthesize output (ganfaces/ inside), flat recognition.faces.real_faces LFW output."""
+    """ImageFolder, generators.synthesize output (ganfaces/ inside), flat generators.real_faces LFW output."""
     synthesize_out = tmp_path / "ganfaces-run"
     write_identity_folder(synthesize_out / "ganfaces", ["id_00000", "id_00001"], 2, SYNTHETIC_BASE, size=120)
     write_identity_folder(synthesize_out / "renders", ["id_00000", "id_00001", "id_00002"], 2, SYNTHETIC_BASE)

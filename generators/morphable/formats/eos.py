@@ -180,7 +180,7 @@ def read_eos(path: Path) -> MorphableModel:
     texture_triangles = reader.triangle_list("texture_triangle_indices") if version >= 4 else np.zeros((0, 3))
     if reader.offset != len(data):
         raise UserError(f"{path}: {len(data) - reader.offset} bytes are left after the model (version {version}); "
-                        f"not an eos model of the layout this reader knows (see generators/morphable/formats.py)")
+                        f"not an eos model of the layout this reader knows (see generators/morphable/formats/eos.py)")
 
     mean_raw = _flat_vertices(shape["mean"], path, "shape_model.mean")
     v = len(mean_raw)
