@@ -20,7 +20,9 @@ from pathlib import Path
 
 from bench.common.cli import add_common_arguments, run_main, setup_logging
 from bench.perf.record import write_record
-from generators.synthesize import SynthesisConfig, save_untrained_translator, synthesize
+from generators.synthesis_plan import SynthesisConfig
+from generators.synthesize import synthesize
+from generators.translator import save_untrained_translator
 
 VARIANTS = (
     ("fp32", {"bf16": False}),

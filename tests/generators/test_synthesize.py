@@ -15,15 +15,9 @@ import pytest
 from PIL import Image
 
 from bench.common.cli import UserError
-from generators.synthesize import (
-    PRESETS,
-    chunk_ranges,
-    main,
-    merge,
-    read_image,
-    save_untrained_translator,
-    synthesize,
-)
+from generators.synthesis_plan import PRESETS, chunk_ranges, merge, read_image
+from generators.synthesize import main, synthesize
+from generators.translator import save_untrained_translator
 
 pytestmark = pytest.mark.data
 
