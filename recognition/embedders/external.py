@@ -30,6 +30,7 @@ UserError that names the file. Cache keys include the file's SHA-256, so a chang
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -192,9 +193,14 @@ def torchscript_embedder(target: str, input_size: Any = None, mean: Any = 127.5,
 def _state_dict(file: Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, unwrapped from the usual containers and DataParallel's 'module.'."""
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns before refusing a TorchScript archive
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise UserError(f"{file} is not a PyTorch checkpoint that can be loaded safely: {error}") from None
+        if "TorchScript" in str(error):
+            raise UserError(f"{file} is a TorchScript file, not a state dict: use torchscript:{file}") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{file} is not a PyTorch checkpoint that can be loaded safely: {first}") from None
     for key in ("state_dict_ema", "state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

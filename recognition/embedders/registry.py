@@ -61,7 +61,7 @@ class Embedder(nn.Module):
 
 def file_safe_name(name: str) -> str:
     """`name` itself when it is a plain file name, else its tail made file-safe plus a hash of it
-    (a prefixed name holds a path and options: 'onnx:/models/arc.onnx?std=128' -> 'models-arc.onnx-std-128-<hash>')."""
+    (a prefixed name holds a path and options: 'onnx:/models/arc.onnx?std=128' -> 'onnx-models-arc.onnx-std-128-<hash>')."""
     if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
         return name
     tail = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.")[-48:].strip("-.")
