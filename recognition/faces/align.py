@@ -249,6 +249,12 @@ class DlibChipAligner(Aligner):
         self.predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_5_face_landmarks.dat")))
 
     def chips(self, images, geometry):
+        if any(geometry.offset):
+            # get_face_chip only centres the face: cut this crop out of an enclosing centred chip of the same scale
+            padding = geometry.padding + max(abs(o) for o in geometry.offset)
+            outer = CropGeometry(round(geometry.size * (1 + 2 * padding) / (1 + 2 * geometry.padding)), padding)
+            chips, found = self.chips(images, outer)
+            return [warp_to_crop(chip, outer.template(), geometry) for chip in chips], found
         chips, found = [], np.zeros(len(images), dtype=bool)
         for index, image in enumerate(images):
             pixels = np.asarray(image.convert("RGB"))
@@ -277,7 +283,7 @@ class PrealignedAligner(Aligner):
         self.source = source
 
     def chips(self, images, geometry):
-        chips = [warp_to_crop(image, CropGeometry(image.size[0], self.source.padding).template(), geometry)
+        chips = [warp_to_crop(image, self.source.resized(image.size[0]).template(), geometry)
                  for image in images]
         found = np.ones(len(images), dtype=bool)
         self._count(found)

@@ -7,8 +7,7 @@ from PIL import Image
 
 from bench.common.cli import UserError
 from bench.common.weights import WEIGHTS as DECLARED, locate_weights
-from recognition.faces.align import (ARCFACE_112_POINTS, ARCFACE_CROP, CANONICAL_CROP, CropGeometry, MTCNNAligner,
-                                     warp_to_crop)
+from recognition.faces.align import ARCFACE_CROP, MTCNNAligner, warp_to_crop
 
 pytest.importorskip("onnx", reason="SFace needs onnx (pip install onnx==1.23.2)")
 pytest.importorskip("onnx2torch", reason="SFace's torch backend needs onnx2torch (pip install --no-deps onnx2torch==1.5.15)")
@@ -50,18 +49,6 @@ def test_bad_options_are_user_errors():
         get_embedder("sface", variant="fp16")
     with pytest.raises(UserError, match="not found"):
         get_embedder("sface", weights="/no/such/sface.onnx")
-
-
-def test_arcface_template_in_the_projects_frame():
-    """ARCFACE_CROP puts our template within 2 px of ArcFace's points (1.29 px rms); fitted() inverts template()."""
-    distances = np.linalg.norm(ARCFACE_CROP.template() - ARCFACE_112_POINTS, axis=1)
-    assert distances.max() < 2.0 and np.sqrt((distances ** 2).mean()) == pytest.approx(1.288, abs=0.005)
-    assert ARCFACE_CROP.offset[1] == pytest.approx(0.2222, abs=1e-4)  # room above the face: the forehead
-    geometry = CropGeometry(96, 0.3, (0.02, -0.1))
-    assert CropGeometry.fitted(geometry.template(), 96) == geometry
-    assert CropGeometry.fitted(CANONICAL_CROP.template(), 108) == CANONICAL_CROP
-    assert ARCFACE_CROP.resized(224).template() == pytest.approx(ARCFACE_CROP.template() * 2)
-    assert CANONICAL_CROP.tag == "108-0.25" and ARCFACE_CROP.tag == "112-0.349735-0.0056+0.2222"
 
 
 def test_torch_backend_is_differentiable():
