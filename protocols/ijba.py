@@ -35,6 +35,7 @@ from protocols.embedding import FaceItem, embed_items
 from protocols.metrics import verification_metrics
 from protocols.report import markdown_table, write_report
 from recognition.embedders import Embedder, get_embedder, list_embedders
+from recognition.embedders.registry import file_safe_name
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
     result = evaluate_ijba(embedder, args.protocol_dir, args.image_root, splits, flip=args.flip, aligner=args.aligner,
                            batch_size=args.batch_size, workers=args.workers, use_cache=not args.no_cache)
-    out = args.out or Path("results/ijba") / args.embedder
+    out = args.out or Path("results/ijba") / file_safe_name(args.embedder)
     title = f"IJB-A 1:1 verification ({args.protocol_dir.name}): {args.embedder}"
     write_report(out, title, result.summary, result.config, {"splits": result.per_split}, result.curves)
     print(f"{title}: results in {out}\n")

@@ -30,7 +30,8 @@ from protocols.embedding import FaceItem, embed_items, pair_similarity
 from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
 from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics
 from protocols.report import markdown_table, summary_frame, write_report
-from recognition.embedders import Embedder, get_embedder, list_embedders
+from recognition.embedders import Embedder, get_embedder, list_embedder_prefixes, list_embedders
+from recognition.embedders.registry import file_safe_name
 
 log = logging.getLogger(__name__)
 SPLITS = tuple(PAIRS_FILES)
@@ -121,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m protocols.lfw", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
-    parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())})")
+    parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())}) "
+                        f"or your own model: {', '.join(list_embedder_prefixes())}, options after '?' "
+                        f"(see recognition/embedders/external.py)")
     parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, ...)")
     parser.add_argument("--split", choices=SPLITS, default="10fold")
     parser.add_argument("--flip", action="store_true", help="embed image + mirror image (flip test)")
@@ -139,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--batch-size must be >= 1 and --workers >= 0")
     embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
     aligned = f"-{args.aligner}" if embedder.crop else ""
-    out = args.out or Path("results/lfw") / f"{args.embedder}{aligned}-{args.split}{'-flip' if args.flip else ''}"
+    out = args.out or Path("results/lfw") / f"{file_safe_name(args.embedder)}{aligned}-{args.split}{'-flip' if args.flip else ''}"
     stored = out / "metrics.json"
     if stored.exists() and not args.force:
         previous = json.loads(stored.read_text())

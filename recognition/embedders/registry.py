@@ -1,4 +1,11 @@
-"""The embedder registry: `register_embedder` decorates a factory, `get_embedder(name)` builds one."""
+"""The embedder registry: `register_embedder` decorates a factory, `get_embedder(name)` builds one.
+
+Besides registered names, a name may bring the user's own model: `PREFIX:TARGET`, where the prefix
+was registered with `register_embedder_prefix` (recognition.embedders.external registers `onnx:PATH`,
+`torchscript:PATH` and `timm:NAME[:CHECKPOINT]`). Options may follow the target as a query string,
+`PREFIX:TARGET?key=value&key=value`, so every command line that takes an embedder name takes them too;
+`get_embedder`'s keyword options are merged in (naming one option both ways is an error).
+"""
 from __future__ import annotations
 
 import fnmatch
@@ -6,7 +13,9 @@ import importlib.metadata
 import inspect
 import hashlib
 import json
+import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -47,10 +56,20 @@ class Embedder(nn.Module):
     def cache_key(self) -> str:
         """Name plus a short hash of the configuration (and weights file, when there is one)."""
         blob = json.dumps({"name": self.name, **self.config}, sort_keys=True, default=str)
-        return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+        return f"{file_safe_name(self.name)}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+def file_safe_name(name: str) -> str:
+    """`name` itself when it is a plain file name, else its tail made file-safe plus a hash of it
+    (a prefixed name holds a path and options: 'onnx:/models/arc.onnx?std=128' -> 'onnx-models-arc.onnx-std-128-<hash>')."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+        return name
+    tail = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.")[-48:].strip("-.")
+    return f"{tail}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 _REGISTRY: dict[str, Callable[..., Embedder]] = {}
+_PREFIXES: dict[str, tuple[Callable[..., Embedder], str]] = {}
 
 
 def register_embedder(name: str):
@@ -63,6 +82,41 @@ def register_embedder(name: str):
         return factory
 
     return decorate
+
+
+def register_embedder_prefix(prefix: str, usage: str):
+    """Decorator: register a factory `(target, **options) -> Embedder` for names `prefix:target`;
+    `usage` (e.g. 'onnx:PATH') is shown when a name is unknown."""
+
+    def decorate(factory: Callable[..., Embedder]) -> Callable[..., Embedder]:
+        if prefix in _PREFIXES:
+            raise ValueError(f"embedder prefix '{prefix}' registered twice")
+        _PREFIXES[prefix] = (factory, usage)
+        return factory
+
+    return decorate
+
+
+def parse_embedder_name(name: str) -> tuple[str, str, dict[str, str]] | None:
+    """(prefix, target, options as text) of a name with a registered prefix, else None."""
+    prefix, colon, rest = name.partition(":")
+    if not colon or prefix not in _PREFIXES:
+        return None
+    target, _, query = rest.partition("?")
+    if not target:
+        raise UserError(f"embedder '{name}': nothing after '{prefix}:'; usage: {_PREFIXES[prefix][1]}")
+    options = {}
+    for item in filter(None, query.split("&")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise UserError(f"embedder '{name}': option '{item}' is not key=value")
+        options[key] = value
+    return prefix, target, options
+
+
+def list_embedder_prefixes() -> list[str]:
+    """Usage of each bring-your-own prefix, e.g. 'onnx:PATH'."""
+    return [usage for _, usage in _PREFIXES.values()]
 
 
 # Embedders defined above this layer (the trained recognizer) or outside the project declare themselves as
@@ -96,12 +150,21 @@ def _accepted_options(factory: Callable[..., Embedder]) -> set[str]:
 
 
 def get_embedder(name: str, **kwargs: Any) -> Embedder:
-    """Build the embedder registered as `name`; an unknown name lists the known ones."""
+    """Build the embedder registered as `name` (or `PREFIX:TARGET?options`); an unknown name lists the known ones."""
     if name not in _REGISTRY:
         load_plugins()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown embedder '{name}'; known embedders: {', '.join(list_embedders())}")
-    factory = _REGISTRY[name]
+    parsed = parse_embedder_name(name) if name not in _REGISTRY else None
+    if parsed is not None:
+        prefix, target, options = parsed
+        both = sorted(set(options) & set(kwargs))
+        if both:
+            raise UserError(f"embedder '{name}': option {', '.join(both)} given in the name and as an argument")
+        factory, kwargs = partial(_PREFIXES[prefix][0], target), {**options, **kwargs}
+    elif name in _REGISTRY:
+        factory = _REGISTRY[name]
+    else:
+        own = f"; or bring your own model: {', '.join(list_embedder_prefixes())}" if _PREFIXES else ""
+        raise UserError(f"unknown embedder '{name}'; known embedders: {', '.join(list_embedders())}{own}")
     accepted = _accepted_options(factory)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
