@@ -31,9 +31,8 @@ class DlibLandmarks:
 
     def __call__(self, crop: Image.Image, geometry: CropGeometry) -> np.ndarray:
         """(68, 2) landmarks in the crop's pixels."""
-        low = geometry.padding / (1 + 2 * geometry.padding) * geometry.size
-        high = (1 + geometry.padding) / (1 + 2 * geometry.padding) * geometry.size
-        box = self.dlib.rectangle(int(low), int(low), int(high), int(high))
+        left, top, right, bottom = geometry.face_box()
+        box = self.dlib.rectangle(int(left), int(top), int(right), int(bottom))
         shape = self.predictor(np.asarray(crop.convert("RGB")), box)
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 

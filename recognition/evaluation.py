@@ -49,7 +49,7 @@ class ChipCache(Aligner):
 
     def _paths(self, image: Image.Image, geometry: CropGeometry) -> tuple[Path, Path]:
         digest = hashlib.sha1(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
-        folder = self.folder / f"{self.aligner.cache_tag}-{geometry.size}-{geometry.padding:g}" / digest[:2]
+        folder = self.folder / f"{self.aligner.cache_tag}-{geometry.tag}" / digest[:2]
         return folder / f"{digest}.png", folder / f"{digest}.fallback.png"
 
     def chips(self, images, geometry):

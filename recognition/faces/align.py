@@ -12,6 +12,11 @@ They differ only in scale, so a canonical crop resized to 150 is a dlib chip, an
 network C sees generated 108x108 faces in the geometry it was trained on. The crop is tight (brows
 to chin), which also suits the 3DMM, whose face region has no hair or ears.
 
+A pretrained network framed differently gets a variant of the same template: `shift` s moves the
+face vertically, a point going to (t + (p, p + s)) / (1 + 2p) * size (s < 0: the face sits higher).
+OpenFace's nn4.small2 needs it: its alignment puts the eyes near the top of the crop
+(`recognition.embedders.nn4.OPENFACE_CROP`).
+
 Points, in image orientation: left eye centre, right eye centre, nose tip, left and right mouth
 corner (MTCNN's five). The template values were measured, not copied: MTCNN's landmarks on 1,000
 LFW DevTrain photos mapped into the frame of dlib-bin's chips of the same photos (its detector,
@@ -46,14 +51,31 @@ FIVE_POINT_TEMPLATE = np.array(
 
 @dataclass(frozen=True)
 class CropGeometry:
-    """A square crop: side in pixels and padding around the unit face frame (dlib's convention)."""
+    """A square crop: side in pixels, padding around the unit face frame (dlib's convention) and a
+    vertical shift of the face in unit-frame units (0 = centred as dlib's chips; < 0 = higher)."""
 
     size: int
     padding: float = 0.25
+    shift: float = 0.0
 
     def template(self) -> np.ndarray:
         """The 5 template points in this crop's pixel coordinates."""
-        return (FIVE_POINT_TEMPLATE + self.padding) / (1 + 2 * self.padding) * self.size
+        return (FIVE_POINT_TEMPLATE + self.frame_origin()) / (1 + 2 * self.padding) * self.size
+
+    def frame_origin(self) -> np.ndarray:
+        """Where the unit face frame's top-left corner sits, in unit-frame units from the crop's corner."""
+        return np.array([self.padding, self.padding + self.shift])
+
+    def face_box(self) -> tuple[float, float, float, float]:
+        """The unit face frame in this crop's pixels: left, top, right, bottom."""
+        left, top = self.frame_origin() / (1 + 2 * self.padding) * self.size
+        side = self.size / (1 + 2 * self.padding)
+        return left, top, left + side, top + side
+
+    @property
+    def tag(self) -> str:
+        """Size, padding and (when not 0) shift, for cache folder names."""
+        return f"{self.size}-{self.padding:g}" + (f"{self.shift:+g}" if self.shift else "")
 
 
 CANONICAL_CROP = CropGeometry(108, 0.25)
@@ -191,6 +213,9 @@ class DlibChipAligner(Aligner):
         self.predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_5_face_landmarks.dat")))
 
     def chips(self, images, geometry):
+        if geometry.shift:
+            raise UserError(f"the 'dlib' aligner cuts dlib's own centred chips (get_face_chip), which cannot shift "
+                            f"the face by {geometry.shift:g} as this embedder's crop needs; use --aligner mtcnn")
         chips, found = [], np.zeros(len(images), dtype=bool)
         for index, image in enumerate(images):
             pixels = np.asarray(image.convert("RGB"))
@@ -219,7 +244,7 @@ class PrealignedAligner(Aligner):
         self.source = source
 
     def chips(self, images, geometry):
-        chips = [warp_to_crop(image, CropGeometry(image.size[0], self.source.padding).template(), geometry)
+        chips = [warp_to_crop(image, CropGeometry(image.size[0], self.source.padding, self.source.shift).template(), geometry)
                  for image in images]
         found = np.ones(len(images), dtype=bool)
         self._count(found)

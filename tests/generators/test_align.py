@@ -32,6 +32,25 @@ def test_geometries_share_one_template():
     assert CropGeometry(100, 0.0).template() == pytest.approx(FIVE_POINT_TEMPLATE * 100)
 
 
+def test_a_shift_moves_the_face_vertically_only():
+    centred, higher = CropGeometry(96, 0.1), CropGeometry(96, 0.1, -0.1)
+    moved = higher.template() - centred.template()
+    np.testing.assert_allclose(moved[:, 0], 0, atol=1e-12)
+    np.testing.assert_allclose(moved[:, 1], -0.1 / 1.2 * 96)
+    left, top, right, bottom = higher.face_box()
+    assert (left, right) == pytest.approx((8.0, 88.0)) and (top, bottom) == pytest.approx((0.0, 80.0))
+    assert centred.tag == "96-0.1" and higher.tag == "96-0.1-0.1" and CANONICAL_CROP.tag == "108-0.25"
+
+
+def test_dlib_chips_cannot_be_shifted():
+    pytest.importorskip("dlib", reason="dlib-bin is the optional reference aligner")
+    from bench.common.cli import UserError
+    from recognition.faces.align import DlibChipAligner
+
+    with pytest.raises(UserError, match="cannot shift the face by -0.1.*--aligner mtcnn"):
+        DlibChipAligner().chips([Image.new("RGB", (250, 250))], CropGeometry(96, 0.1, -0.1))
+
+
 def test_warp_puts_landmarks_on_the_template():
     """Draw dots at known landmarks, warp, and find the dots at the template positions."""
     image = Image.new("RGB", (300, 260), (0, 0, 0))
