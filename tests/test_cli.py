@@ -26,7 +26,7 @@ def run(*args, env_extra=None):
         (("protocols.ijba_fixture", "--out", "/tmp/x", "--subjects", "0"), "must be positive"),
         (("bench.data", "fetch", "nothing"), "invalid choice: 'nothing'"),
         (("protocols.lfw", "--embedder", "lbp", "--weights", "w.pt"), "embedder 'lbp' has no option weights"),
-        (("protocols.lfw", "--embedder", "facenet-nn4", "--weights", "/nonexistent.pt"), "no nn4.small2 weights at"),
+        (("protocols.lfw", "--embedder", "openface-nn4", "--weights", "/nonexistent.pt"), "no nn4.small2 weights at"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(args, message):

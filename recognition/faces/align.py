@@ -16,6 +16,8 @@ Networks trained on another template get the crop of *this* template that fits t
 geometry may also shift the unit frame (`offset`), and `CropGeometry.fitted` finds size, padding and
 offset by least squares. `ARCFACE_CROP` is how the 112x112 five-point template of ArcFace /
 insightface (also OpenCV's `FaceRecognizerSF.alignCrop`) is expressed here; see its comment.
+OpenFace's nn4.small2 needs such a crop too: its alignment puts the eyes near the top of the crop
+(`recognition.embedders.nn4.OPENFACE_CROP`, measured on LFW DevTrain).
 
 Points, in image orientation: left eye centre, right eye centre, nose tip, left and right mouth
 corner (MTCNN's five). The template values were measured, not copied: MTCNN's landmarks on 1,000

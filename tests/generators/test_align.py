@@ -32,6 +32,16 @@ def test_geometries_share_one_template():
     assert CropGeometry(100, 0.0).template() == pytest.approx(FIVE_POINT_TEMPLATE * 100)
 
 
+def test_an_offset_moves_the_face_vertically_only():
+    centred, higher = CropGeometry(96, 0.1), CropGeometry(96, 0.1, (0.0, -0.1))
+    moved = higher.template() - centred.template()
+    np.testing.assert_allclose(moved[:, 0], 0, atol=1e-12)
+    np.testing.assert_allclose(moved[:, 1], -0.1 / 1.2 * 96)
+    (left, top), (right, bottom) = higher.to_pixels([[0, 0], [1, 1]])
+    assert (left, right) == pytest.approx((8.0, 88.0)) and (top, bottom) == pytest.approx((0.0, 80.0))
+    assert centred.tag == "96-0.1" and CANONICAL_CROP.tag == "108-0.25" and higher.tag != centred.tag
+
+
 def test_warp_puts_landmarks_on_the_template():
     """Draw dots at known landmarks, warp, and find the dots at the template positions."""
     image = Image.new("RGB", (300, 260), (0, 0, 0))

@@ -10,9 +10,11 @@ from protocols.lfw_files import LFWLayout
 from recognition.embedders import get_embedder, list_embedders
 
 # embedders whose weights do not ship in any installed package: built with random weights here
-RANDOM_WEIGHTS = {"facenet-nn4": {"pretrained": False}, "inception-resnet-v1": {"pretrained": None}}
+RANDOM_WEIGHTS = {"inception-resnet-v1": {"pretrained": None}}
 # embedders that need optional packages (runtimes, weight carriers): skipped with the reason when absent
 OPTIONAL = {"dlib-bin", "sface", "sface-int8bq"}
+# embedders whose weights come from an optional package: the fixture that skips without it
+OPTIONAL_WEIGHTS = {"openface-nn4": "openface_weights", "facenet-nn4": "openface_weights"}
 
 
 def test_unknown_name_lists_known_ones():
@@ -30,9 +32,11 @@ def test_missing_weights_are_a_clear_user_error(name, monkeypatch, tmp_path):
 
 @pytest.mark.data
 @pytest.mark.parametrize("name", list_embedders())
-def test_embedder_on_real_faces(name, lfw_root):
+def test_embedder_on_real_faces(name, lfw_root, request):
     if name == "dlib-bin":
         pytest.importorskip("dlib", reason="dlib-bin is the optional reference implementation")
+    if name in OPTIONAL_WEIGHTS:
+        request.getfixturevalue(OPTIONAL_WEIGHTS[name])
     layout = LFWLayout(lfw_root)
     try:
         embedder = get_embedder(name, **RANDOM_WEIGHTS.get(name, {}))
