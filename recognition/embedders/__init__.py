@@ -11,6 +11,6 @@ The trained recognizer ('recognizer', from `recognition.checkpoint_embedder`) si
 registers itself through the `facebench.embedders` entry point (see `registry.load_plugins`).
 """
 from recognition.embedders.registry import Embedder, get_embedder, list_embedders, register_embedder
-from recognition.embedders import baselines, dlib_resnet, facenet, nn4  # noqa: F401  (register their embedders)
+from recognition.embedders import baselines, dlib_resnet, facenet, facenet_keras, nn4  # noqa: F401  (register their embedders)
 
 __all__ = ["Embedder", "get_embedder", "list_embedders", "register_embedder"]
