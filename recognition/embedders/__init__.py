@@ -15,6 +15,6 @@ options after '?' (see `recognition.embedders.external`); `list_embedder_prefixe
 """
 from recognition.embedders.registry import (Embedder, get_embedder, list_embedder_prefixes, list_embedders,
                                             register_embedder)
-from recognition.embedders import baselines, dlib_resnet, external, facenet, nn4, sface  # noqa: F401  (register their embedders)
+from recognition.embedders import baselines, dlib_resnet, external, facenet, facenet_keras, nn4, sface  # noqa: F401  (register their embedders)
 
 __all__ = ["Embedder", "get_embedder", "list_embedder_prefixes", "list_embedders", "register_embedder"]
