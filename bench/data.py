@@ -24,7 +24,8 @@ from bench.common.weights import WEIGHTS, fetch_weights, packaged_rows, weights_
 log = logging.getLogger(__name__)
 
 # The modules that declare datasets and weight files; importing them registers their declarations.
-DECLARING_MODULES = ("protocols.lfw_files", "generators.morphable.ict", "recognition.embedders")
+DECLARING_MODULES = ("protocols.lfw_files", "generators.morphable.ict", "recognition.embedders",
+                     "recognition.models")
 
 
 def declare_all() -> None:

