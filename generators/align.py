@@ -24,6 +24,7 @@ from protocols.lfw_files import LFWLayout
 from recognition.faces.align import (
     CANONICAL_CROP,
     DLIB_CHIP,
+    FIVE_POINT_TEMPLATE,
     DlibChipAligner,
     MTCNNAligner,
     alignment_contact_sheet,
