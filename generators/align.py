@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         template = derive_template(args.data_root, args.limit)
         print(np.array2string(template, precision=4, separator=", "))
     if args.derive_openface_geometry:
-        print({key: round(value, 4) for key, value in derive_openface_geometry(args.data_root, args.limit).items()})
+        print({key: round(float(value), 4) for key, value in derive_openface_geometry(args.data_root, args.limit).items()})
     if args.contact_sheet:
         layout = LFWLayout(resolve(args.data_root))
         people = layout.people("peopleDevTest.txt")[:: max(1, 1711 // min(args.limit, 12))][: min(args.limit, 12)]

@@ -81,3 +81,17 @@ def test_mtcnn_alignment_of_real_faces_lands_on_the_template(aligner, lfw_root):
     assert again.all()
     error = np.linalg.norm(points - loose.template(), axis=2).mean()
     assert error < 2.5, f"re-detected landmarks are {error:.1f} px from the template (eye distance ~36 px)"
+
+
+@pytest.mark.data
+def test_openface_geometry_is_measured_near_the_embedders_crop(lfw_root):
+    """30 DevTrain photos already give OPENFACE_CROP's padding and shift to within a few hundredths."""
+    pytest.importorskip("dlib", reason="OpenFace's alignment uses dlib-bin's 68-point landmarks")
+    from generators.align import derive_openface_geometry
+    from recognition.embedders.nn4 import OPENFACE_CROP
+
+    measured = derive_openface_geometry(lfw_root, limit=30)
+    assert measured["faces"] >= 28
+    assert measured["padding"] == pytest.approx(OPENFACE_CROP.padding, abs=0.03)
+    assert measured["shift"] == pytest.approx(OPENFACE_CROP.shift, abs=0.03)
+    assert abs(measured["horizontal_offset"]) < 0.02 and measured["rms_px"] < 3
