@@ -218,7 +218,7 @@ class NN4Embedder(Embedder):
 
     def __init__(self, weights: str | Path | None = None, pretrained: bool = True, lrn: bool = True):
         network = NN4Small2(lrn=lrn)
-        geometry = {"crop_size": self.crop.size, "crop_padding": self.crop.padding, "crop_shift": self.crop.shift}
+        geometry = {"crop_size": self.crop.size, "crop_padding": self.crop.padding, "crop_offset": list(self.crop.offset)}
         if not pretrained:
             if weights is not None:
                 raise UserError("pass either weights=PATH or pretrained=False (random weights), not both")

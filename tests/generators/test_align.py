@@ -93,5 +93,5 @@ def test_openface_geometry_is_measured_near_the_embedders_crop(lfw_root):
     measured = derive_openface_geometry(lfw_root, limit=30)
     assert measured["faces"] >= 28
     assert measured["padding"] == pytest.approx(OPENFACE_CROP.padding, abs=0.03)
-    assert measured["shift"] == pytest.approx(OPENFACE_CROP.shift, abs=0.03)
+    assert measured["shift"] == pytest.approx(OPENFACE_CROP.offset[1], abs=0.03)
     assert abs(measured["horizontal_offset"]) < 0.02 and measured["rms_px"] < 3
