@@ -16,8 +16,11 @@ def plot_training_curves(metrics_csv: Path, path: Path) -> None:
 
     table = pd.read_csv(metrics_csv)
     panels = [("adversarial", ["G", "G_prime", "D_R", "D_S"]), ("reconstruction", ["cyc", "id", "DP"]),
-              ("identity L_C", ["C"]), ("BEGAN", ["M_global", "k_real", "k_synthetic", "k_pair"])]
-    figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6))
+              ("identity L_C", ["C"]), ("BEGAN", ["M_global", "k_real", "k_synthetic", "k_pair"]),
+              ("L_C diagnostics", ["C_margin", "C_warm"]),
+              ("gradient on G / adversarial's", ["share_C", "share_cyc", "share_id"])]
+    panels = [(title, columns) for title, columns in panels if any(c in table for c in columns)]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
     for axis, (title, columns) in zip(axes, panels):
         for column in columns:
             if column in table:

@@ -54,69 +54,154 @@ def pair_matching_loss(paired_synthetic: torch.Tensor, fitted_from_real: torch.T
     return l1(fitted_from_real, paired_synthetic) - k_pair * cycle
 
 
-def identity_transfer_loss(synthetic: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
-    """L_id = |x - G(x)|_1 (Sec. 4, after Zhu et al.'s identity loss), weighted by lambda_id = 0.1."""
-    return l1(generated, synthetic)
+def face_mask(synthetic: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W): 1 where the render shows the face, 0 on its background (rendered as -1 in every channel)."""
+    return (synthetic > -0.999).any(dim=1, keepdim=True).to(synthetic.dtype)
+
+
+def identity_transfer_loss(synthetic: torch.Tensor, generated: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """L_id = |x - G(x)|_1 (Sec. 4, after Zhu et al.'s identity loss), weighted by lambda_id = 0.1.
+
+    With `mask` (the face pixels of the render, `face_mask`), the mean runs over face pixels only, as
+    in the authors' code: unmasked, the term also pulls G's background towards the render's black one.
+    """
+    if mask is None:
+        return l1(generated, synthetic)
+    difference = (generated - synthetic).abs() * mask
+    return difference.sum() / (mask.sum() * synthetic.shape[1]).clamp_min(1.0)
+
+
+@dataclass(frozen=True)
+class IdentityLossConfig:
+    """Every choice in L_C (eq. 7) and its centroid update on which the paper and the authors' code differ.
+
+    `IDENTITY_LOSS_VARIANTS` names two settings: 'paper' follows the paper where it is explicit and the
+    reference code where the paper is silent; 'reference' follows the authors' TF code (facegan's
+    `modules.magnet_loss`). README, "Deviations", lists each field with its source.
+    """
+
+    centroid_step: float = 0.95  # c <- c - step (c - f): the paper's update equation with beta = 0.95
+    sequential: bool = True  # one update per image in turn (the paper's "for a given x"); False: the batch's
+    # differences summed against the old centroid (the reference's tf.scatter_sub with repeated labels)
+    update_before_loss: bool = True  # the reference updates c, then computes L_C against the new c
+    denominator: str = "seen"  # 'batch': the batch's other identities; 'seen': every centroid updated so far;
+    # 'all': every identity of the pool, unseen ones at their zero initialisation (the reference)
+    normalise: bool = True  # L2-normalised embeddings (the reference; the paper is silent)
+    detach_variance: bool = True  # sigma as a constant of each step. The reference back-propagates through it
+    # (the paper is silent), but then shrinking every distance alike lowers L_C (logits scale as 1/sigma): measured
+    # on 36 smoke iterations, L_C fell to -39 while the own-vs-other margin shrank (README, Deviations)
+    hinge: bool = False  # max(0, term): the reference (magnet loss); eq. 7 has no hinge
+    margin: float = 1.0  # eta
+
+    def __post_init__(self):
+        if self.denominator not in ("batch", "seen", "all"):
+            raise UserError(f"identity loss denominator must be batch, seen or all, not '{self.denominator}'")
+        if not 0 < self.centroid_step <= 1:
+            raise UserError(f"centroid step must be in (0, 1], not {self.centroid_step}")
+
+
+IDENTITY_LOSS_VARIANTS = {
+    "paper": IdentityLossConfig(),
+    "reference": IdentityLossConfig(centroid_step=0.05, sequential=False, denominator="all", detach_variance=False,
+                                    hinge=True),
+}
 
 
 class IdentityCentroids:
     """Moving identity centroids c_j in the embedding space of C (Sec. 3.3), zero-initialised.
 
-    Update (the paper's centre-loss rule, with beta as the momentum of the old centroid, as the paper
-    calls it): for each identity j present in the batch, c_j <- beta c_j + (1 - beta) mean_x C(G(x)).
+    The paper's rule (after centre loss, Wen et al. 2016): c_j <- c_j - beta (c_j - C(G(x))) for each
+    image x of identity j, beta = 0.95. Read literally, beta is the step toward the new feature; the
+    authors' code uses 1 - 0.95 as the step (beta as the old centroid's momentum). `step` and
+    `sequential` choose (see IdentityLossConfig); `seen` records which identities have a centroid.
     """
 
-    def __init__(self, dimension: int, momentum: float = 0.95):
-        self.momentum = momentum
+    def __init__(self, dimension: int, step: float = 0.95, sequential: bool = True):
+        self.step, self.sequential, self.dimension = step, sequential, dimension
         self.centroids: dict[int, torch.Tensor] = {}
-        self.dimension = dimension
 
     def get(self, labels: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.centroids.get(int(j), torch.zeros(self.dimension)) for j in labels.tolist()])
 
     @torch.no_grad()
     def update(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+        embeddings = embeddings.detach().float().cpu()
         for j in labels.unique().tolist():
-            batch_mean = embeddings[labels == j].float().mean(0).cpu()
-            old = self.centroids.get(j, torch.zeros(self.dimension))
-            self.centroids[j] = self.momentum * old + (1 - self.momentum) * batch_mean
+            features = embeddings[labels.cpu() == j]
+            centroid = self.centroids.get(j, torch.zeros(self.dimension))
+            if self.sequential:
+                for feature in features:
+                    centroid = centroid - self.step * (centroid - feature)
+            else:
+                centroid = centroid - self.step * (centroid[None] - features).sum(0)
+            self.centroids[j] = centroid
+
+    def table(self, identities: list[int]) -> torch.Tensor:
+        """The centroids of `identities` as rows (zeros for identities never seen)."""
+        return torch.stack([self.centroids.get(int(j), torch.zeros(self.dimension)) for j in identities]) \
+            if identities else torch.zeros(0, self.dimension)
 
     def state_dict(self) -> dict:
-        return {"momentum": self.momentum, "dimension": self.dimension,
+        return {"step": self.step, "sequential": self.sequential, "dimension": self.dimension,
                 "labels": torch.tensor(sorted(self.centroids), dtype=torch.long),
                 "centroids": torch.stack([self.centroids[j] for j in sorted(self.centroids)])
                 if self.centroids else torch.zeros(0, self.dimension)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.momentum, self.dimension = state["momentum"], state["dimension"]
+        if "momentum" in state:  # checkpoints before the step/sequential choice: momentum m = step 1 - m
+            state = {**state, "step": 1 - state["momentum"], "sequential": False}
+        self.step, self.sequential, self.dimension = state["step"], state["sequential"], state["dimension"]
         self.centroids = {int(j): c.clone() for j, c in zip(state["labels"], state["centroids"])}
 
 
 def identity_preservation_loss(embeddings: torch.Tensor, labels: torch.Tensor, centroids: IdentityCentroids,
-                               margin: float = 1.0, hinge: bool = False) -> torch.Tensor:
+                               config: IdentityLossConfig = IdentityLossConfig(), pool: int | None = None,
+                               ) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 7: L_C = E_x -log( exp(-|f_x - c_ix|^2 / 2 sigma^2 - eta) / sum_{j != ix} exp(-|f_x - c_j|^2 / 2 sigma^2) ),
 
-    a centre plus pushing loss (a simplified magnet loss with one cluster per identity); f_x = C(G(x)),
-    the sum over the other identities of the batch, sigma^2 = sum_x |f_x - c_ix|^2 / (M - 1) from the
-    batch (treated as a constant), eta = `margin`. `hinge=True` clips each term at zero, as the
-    magnet loss (and the reference code's default) does.
+    a simplified magnet loss with one cluster per identity; f_x = C(G(x)) (L2-normalised when
+    `config.normalise`), sigma = sum_x |f_x - c_ix|^2 / (M - 1) as in the paper and the reference
+    (both then divide by 2 sigma^2), eta = `config.margin`. The sum runs over the identities that
+    `config.denominator` names. With `config.update_before_loss` the centroids move first, with this
+    batch's (detached) features. Returns the loss and diagnostics: the mean margin between the nearest
+    other centroid's and the own centroid's squared distance (positive = the own centroid is nearer),
+    and sigma.
     """
     identities = labels.unique()
-    if len(identities) < 2:
+    if config.denominator == "batch" and len(identities) < 2:
         raise UserError("the identity loss L_C needs at least 2 identities per batch (it pushes identities apart); "
                         "sample several identities per batch or switch L_C off")
-    table = torch.stack([centroids.centroids.get(int(j), torch.zeros(centroids.dimension)) for j in identities.tolist()])
-    table = table.to(embeddings)
-    distances = torch.cdist(embeddings, table) ** 2  # (M, identities)
-    own = (labels[:, None] == identities[None, :])
+    features = F.normalize(embeddings.float(), dim=1) if config.normalise else embeddings.float()
+    if config.update_before_loss:
+        centroids.update(features, labels)
+    if config.denominator == "batch":
+        others = identities.tolist()
+    elif config.denominator == "seen":
+        others = sorted(set(centroids.centroids) | set(identities.tolist()))
+    else:
+        if pool is None:
+            raise ValueError("denominator 'all' needs the identity pool size")
+        others = list(range(pool))
+    if len(others) < 2:
+        raise UserError("the identity loss L_C needs at least 2 identities to compare (its denominator is empty)")
+    table = centroids.table(others).to(features)
+    index = {j: i for i, j in enumerate(others)}
+    own = torch.zeros(len(labels), len(others), dtype=torch.bool, device=features.device)
+    own[torch.arange(len(labels)), torch.tensor([index[int(j)] for j in labels.tolist()])] = True
+    distances = torch.cdist(features, table) ** 2  # (M, identities)
     own_distance = distances[own]
-    sigma2 = (own_distance.sum() / max(1, len(labels) - 1)).detach().clamp_min(1e-8)
-    logits = -distances / (2 * sigma2)
-    others = torch.logsumexp(logits.masked_fill(own, -math.inf), dim=1)
-    terms = -(logits[own] - margin - others)
-    if hinge:
+    sigma = (own_distance.sum() / max(1, len(labels) - 1)).clamp_min(1e-8)
+    if config.detach_variance:
+        sigma = sigma.detach()
+    logits = -distances / (2 * sigma**2)
+    denominator = torch.logsumexp(logits.masked_fill(own, -math.inf), dim=1)
+    terms = -(logits[own] - config.margin - denominator)
+    if config.hinge:
         terms = F.relu(terms)
-    return terms.mean()
+    with torch.no_grad():
+        nearest_other = distances.masked_fill(own, math.inf).min(1).values
+        diagnostics = {"C_margin": float((nearest_other - own_distance).mean()), "C_sigma": float(sigma)}
+    return terms.mean(), diagnostics
 
 
 @dataclass(frozen=True)
@@ -130,7 +215,6 @@ class LossWeights:
     use_identity: bool = True  # L_C
     use_pair: bool = True  # L_DP
     use_cycle: bool = True  # L_cyc
-    hinge_identity: bool = False  # the magnet-loss variant of L_C
 
 
 def generator_objective(weights: LossWeights, adversarial: torch.Tensor, cycle: torch.Tensor,

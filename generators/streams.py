@@ -51,7 +51,7 @@ def pair_folders(folder: Path, size: int) -> tuple[FolderImages, FolderImages]:
 
 
 class SyntheticStream:
-    """3DMM renders at the training size, `identities` identities x `per_identity` images per batch."""
+    """3DMM renders at the training size of the (identity, image) pairs that `generators.identity_stream` picks."""
 
     def __init__(self, config: TrainConfig):
         from generators.morphable.render import FaceRenderer, batch_from_samples
@@ -65,18 +65,15 @@ class SyntheticStream:
         self._batch, self._identity, self._image = batch_from_samples, sample_identity, sample_image
         self._people: dict[int, object] = {}
 
-    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def render(self, labels: list[int], images: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image `images[i]` of identity `labels[i]` for each i, in [-1, 1], and the labels as a tensor."""
         config = self.config
-        per_identity = config.batch_size // config.identities_per_batch
-        identities = rng.choice(config.synthetic_identities, config.identities_per_batch, replace=False)
-        samples, labels = [], []
-        for identity in identities.tolist():
+        samples = []
+        for identity, image in zip(labels, images):
             if identity not in self._people:
                 if len(self._people) > 4096:
                     self._people.clear()
                 self._people[identity] = self._identity(self.model, config.seed, identity)
-            for image in rng.choice(config.images_per_identity, per_identity, replace=False).tolist():
-                samples.append((self._people[identity], self._image(self.model, config.seed, identity, image)))
-                labels.append(identity)
-        images, _ = self.renderer.render(self._batch(self.model, samples))
-        return torch.from_numpy(images.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2), torch.tensor(labels)
+            samples.append((self._people[identity], self._image(self.model, config.seed, identity, image)))
+        rendered, _ = self.renderer.render(self._batch(self.model, samples))
+        return torch.from_numpy(rendered.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2), torch.tensor(labels)

@@ -35,7 +35,7 @@ from bench.common.cli import UserError, add_common_arguments, run_main, setup_lo
 from bench.common.distributed import bare, distributed_rank_and_size, gather_across_ranks, mean_across_ranks
 from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators import losses
-from generators.losses import IdentityCentroids, LossWeights
+from generators.losses import IDENTITY_LOSS_VARIANTS, IdentityCentroids, IdentityLossConfig, LossWeights
 from generators.networks import (
     BeganDiscriminator,
     NetworkConfig,
@@ -43,6 +43,7 @@ from generators.networks import (
     make_generator,
 )
 from generators.curves import plot_training_curves
+from generators.identity_stream import IdentityStream
 from generators.identity_view import IdentityView
 from generators.streams import FolderImages, SyntheticStream, pair_folders
 from recognition.faces.real_faces import list_face_images
@@ -57,9 +58,12 @@ class TrainConfig:
     network: NetworkConfig = NetworkConfig()
     weights: LossWeights = LossWeights()
     batch_size: int = 16
-    identities_per_batch: int = 4  # synthetic batch = identities x (batch / identities) images
-    synthetic_identities: int = 10_000  # the pool identities are drawn from
-    images_per_identity: int = 50
+    identities_per_batch: int = 8  # synthetic batch = identities x (batch / identities) images
+    synthetic_identities: int = 10_000  # the pool identities stream from (generators.identity_stream)
+    images_per_identity: int = 50  # images an identity shows per visit (the paper: 10K identities x 50 images)
+    identity_window: int = 100  # identities live at once (the reference: a 5,000-image shuffle buffer / 50)
+    identity_loss: IdentityLossConfig = IDENTITY_LOSS_VARIANTS["paper"]
+    mask_transfer: bool = True  # L_id on face pixels only (render > background), as the reference does
     iterations: int = 248_000
     learning_rate: float = 8e-5
     betas: tuple[float, float] = (0.5, 0.999)
@@ -81,11 +85,13 @@ class TrainConfig:
 PRESETS = {
     "paper": TrainConfig(),
     "cpu": TrainConfig(network=NetworkConfig(image_size=64, discriminator_width=32, bottleneck=64), batch_size=8,
-                       identities_per_batch=4, synthetic_identities=1000, iterations=1000, halvings=(600, 800, 900),
-                       ema_decay=0.99, checkpoint_every=100, sample_every=100, bf16=True),
+                       identities_per_batch=4, synthetic_identities=1000, images_per_identity=20, identity_window=16,
+                       iterations=1000, halvings=(600, 800, 900), ema_decay=0.99, checkpoint_every=100,
+                       sample_every=100, bf16=True),
     "smoke": TrainConfig(network=NetworkConfig(image_size=32, generator_width=8, discriminator_width=8, bottleneck=8),
-                         batch_size=4, identities_per_batch=2, synthetic_identities=8, iterations=4, halvings=(2,),
-                         ema_decay=0.9, checkpoint_every=2, sample_every=2, log_every=1),
+                         batch_size=4, identities_per_batch=2, synthetic_identities=8, images_per_identity=4,
+                         identity_window=4, iterations=4, halvings=(2,), ema_decay=0.9, checkpoint_every=2,
+                         sample_every=2, log_every=1),
 }
 
 
@@ -112,13 +118,17 @@ class Trainer:
         if weights.use_pair and pairs is None:
             raise UserError("L_DP needs --pairs (a folder made by `python -m generators.pairs`), or pass --no-pair")
         self.synthetic = SyntheticStream(config)
+        self.rank, self.world = distributed_rank_and_size()
+        self.stream = IdentityStream(
+            pool=config.synthetic_identities, window=config.identity_window,
+            images_per_identity=config.images_per_identity, identities_per_batch=config.identities_per_batch,
+            per_identity=config.batch_size // config.identities_per_batch, seed=config.seed * 1000 + self.rank)
         self.G, self.G_prime = make_generator(config.network), make_fitting_network(config.network)
         self.D_real, self.D_synthetic = BeganDiscriminator(config.network), BeganDiscriminator(config.network)
         if config.channels_last:
             for network in (self.G, self.G_prime, self.D_real, self.D_synthetic):
                 network.to(memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.rank, self.world = distributed_rank_and_size()
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -133,7 +143,8 @@ class Trainer:
         self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(config.halvings), 0.5)
                            for name, opt in self.optimisers.items()}
         self.identity = IdentityView(config) if weights.use_identity else None
-        self.centroids = IdentityCentroids(128 if self.identity is None else self._embedding_size())
+        self.centroids = IdentityCentroids(128 if self.identity is None else self._embedding_size(),
+                                           config.identity_loss.centroid_step, config.identity_loss.sequential)
         self.state = TrainState()
         self.rng = np.random.default_rng([config.seed, self.rank])  # each rank its own batches
         self.torch_rng = torch.Generator().manual_seed(config.seed * 1000 + self.rank)
@@ -146,10 +157,32 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16)
 
+    def _diagnose(self) -> bool:
+        """Gradient diagnostics on the iterations that are logged (they cost one backward pass per term)."""
+        return (self.state.iteration + 1) % self.config.log_every == 0
+
+    def _gradient_shares(self, weights: LossWeights, adversarial: torch.Tensor, cycle: torch.Tensor,
+                         identity: torch.Tensor | None, transfer: torch.Tensor) -> dict[str, float]:
+        """|grad_theta_G (lambda_t L_t)| for each term of eq. 8, and its ratio to the adversarial term's:
+        the measurement that says whether a term acts on G at all (README, translator diagnostics)."""
+        terms = {"adv": adversarial, "id": weights.transfer * transfer}
+        if weights.use_cycle:
+            terms["cyc"] = weights.cycle * cycle
+        if identity is not None and weights.use_identity:
+            terms["C"] = weights.identity * identity
+        parameters = [p for p in self.G.parameters() if p.requires_grad]
+        norms = {}
+        for name, term in terms.items():
+            gradients = torch.autograd.grad(term, parameters, retain_graph=True, allow_unused=True)
+            norms[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in gradients if g is not None)))
+        shares = {f"grad_{name}": value for name, value in norms.items()}
+        shares.update({f"share_{name}": value / max(norms["adv"], 1e-12) for name, value in norms.items() if name != "adv"})
+        return shares
+
     def step(self) -> dict[str, float]:
         """One iteration of eqs. 8-10; returns the logged values."""
         config, weights, k = self.config, self.config.weights, self.state.k
-        x, labels = self.synthetic.batch(self.rng)
+        x, labels = self.synthetic.render(*self.stream.next_batch())
         y = self.real.batch(self.rng.integers(len(self.real), size=config.batch_size))
         if config.channels_last:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
@@ -163,13 +196,20 @@ class Trainer:
             cycled = frozen_for_G[0](generated)
             loss_G = losses.generator_adversarial_loss(generated, frozen_for_G[1])
             cycle = losses.cycle_loss(x, cycled)
-            transfer = losses.identity_transfer_loss(x, generated)
+            mask = losses.face_mask(x) if config.mask_transfer else None
+            transfer = losses.identity_transfer_loss(x, generated, mask)
         identity = None
         if self.identity is not None:
             embeddings = self.identity(generated, self.torch_rng)
-            identity = losses.identity_preservation_loss(embeddings, labels, self.centroids, hinge=weights.hinge_identity)
+            embeddings, labels_all = gather_across_ranks(embeddings, labels, self.world, differentiable=True)
+            logs["C_warm"] = float(np.mean([int(j) in self.centroids.centroids for j in labels_all.tolist()]))
+            identity, diagnostics = losses.identity_preservation_loss(
+                embeddings, labels_all, self.centroids, config.identity_loss, pool=config.synthetic_identities)
             logs["C"] = identity.item()
+            logs.update(diagnostics)
         objective_G = losses.generator_objective(weights, loss_G.float(), cycle.float(), identity, transfer.float())
+        if self._diagnose():
+            logs.update(self._gradient_shares(weights, loss_G.float(), cycle.float(), identity, transfer.float()))
         self.optimisers["G"].zero_grad(set_to_none=True)
         objective_G.backward()
         self.optimisers["G"].step()
@@ -221,8 +261,11 @@ class Trainer:
         if pair_error is not None:
             k["pair"] = losses.update_k(k["pair"], errors[4], errors[5], config.gamma, config.lambda_k)
             logs["DP"] = pair.item()
-        if self.identity is not None:
-            self.centroids.update(*gather_across_ranks(embeddings.detach(), labels, self.world))
+        if self.identity is not None and not config.identity_loss.update_before_loss:
+            features = embeddings.detach().float()
+            if config.identity_loss.normalise:
+                features = torch.nn.functional.normalize(features, dim=1)
+            self.centroids.update(features, labels_all)
         # EMA of G with a warm-up (as TensorFlow's ExponentialMovingAverage with num_updates), so that
         # early samples are not dominated by the random initial weights
         decay = min(config.ema_decay, (1 + self.state.iteration) / (10 + self.state.iteration))
@@ -251,6 +294,7 @@ class Trainer:
             "optimisers": {n: o.state_dict() for n, o in self.optimisers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "centroids": self.centroids.state_dict(),
+            "stream": self.stream.state_dict(),
             "rng": {"numpy": self.rng.bit_generator.state, "torch": self.torch_rng.get_state(),
                     "torch_global": torch.get_rng_state()},
         }
@@ -269,6 +313,8 @@ class Trainer:
         for name, state in stored["schedulers"].items():
             self.schedulers[name].load_state_dict(state)
         self.centroids.load_state_dict(stored["centroids"])
+        if "stream" in stored:
+            self.stream.load_state_dict(stored["stream"])
         self.state = TrainState(**stored["state"])
         self.rng.bit_generator.state = stored["rng"]["numpy"]
         self.torch_rng.set_state(stored["rng"]["torch"])
@@ -277,7 +323,9 @@ class Trainer:
     def sample_grid(self, path: Path) -> None:
         """Rows: x, G_ema(x), G'(G_ema(x)) for a fixed synthetic batch."""
         if self.fixed_synthetic is None:
-            self.fixed_synthetic = self.synthetic.batch(np.random.default_rng(12345))[0]
+            count = min(8, self.config.batch_size)
+            self.fixed_synthetic = self.synthetic.render([i % self.config.synthetic_identities for i in range(count)],
+                                                         [0] * count)[0]
         with torch.no_grad():
             generated = self.G_ema(self.fixed_synthetic)
             fitting = bare(self.G_prime)
@@ -343,7 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-identity", action="store_true", help="ablation: without L_C")
     parser.add_argument("--no-pair", action="store_true", help="ablation: without L_DP")
     parser.add_argument("--no-cycle", action="store_true", help="ablation: without L_cyc")
-    parser.add_argument("--magnet", action="store_true", help="L_C as the hinged magnet loss")
+    parser.add_argument("--identity-loss", choices=sorted(IDENTITY_LOSS_VARIANTS), default=None,
+                        help="L_C as the paper writes it (default) or as the authors' code computes it (README, Deviations)")
+    parser.add_argument("--magnet", action="store_true", help="L_C hinged at zero, as the magnet loss")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast on the CPU (default: the preset's; on for cpu, 1.75x faster here)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
@@ -360,7 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = PRESETS[args.preset]
         overrides = {k: v for k, v in {"iterations": args.iterations, "seed": args.seed}.items() if v is not None}
         weights = replace(config.weights, use_identity=not args.no_identity, use_pair=not args.no_pair,
-                          use_cycle=not args.no_cycle, hinge_identity=args.magnet)
+                          use_cycle=not args.no_cycle)
+        identity_loss = IDENTITY_LOSS_VARIANTS[args.identity_loss] if args.identity_loss else config.identity_loss
+        overrides["identity_loss"] = replace(identity_loss, hinge=True) if args.magnet else identity_loss
         if args.bf16 is not None:
             overrides["bf16"] = args.bf16
         if args.channels_last is not None:
@@ -376,7 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def config_from_dict(stored: dict) -> TrainConfig:
     stored = dict(stored)
     stored["network"] = NetworkConfig(**stored["network"])
-    stored["weights"] = LossWeights(**stored["weights"])
+    stored["weights"] = LossWeights(**{k: v for k, v in stored["weights"].items() if k != "hinge_identity"})
+    if "identity_loss" in stored:
+        stored["identity_loss"] = IdentityLossConfig(**stored["identity_loss"])
     stored["betas"] = tuple(stored["betas"])
     stored["halvings"] = tuple(stored["halvings"])
     return TrainConfig(**stored)

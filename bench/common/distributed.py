@@ -42,11 +42,25 @@ def mean_across_ranks(values: list[float], world: int) -> list[float]:
     return (tensor / world).tolist()
 
 
-def gather_across_ranks(embeddings: torch.Tensor, labels: torch.Tensor, world: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every rank's (embeddings, labels), concatenated in rank order, on the CPU."""
+def gather_across_ranks(embeddings: torch.Tensor, labels: torch.Tensor, world: int,
+                        differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's (embeddings, labels), concatenated in rank order.
+
+    `differentiable`: gradients flow back to each rank's own embeddings (torch.distributed.nn's
+    all_gather; every rank must pass the same batch size), on the embeddings' device. Otherwise the
+    result is detached and on the CPU.
+    """
     if world == 1:
         return embeddings, labels
     import torch.distributed as dist
+
+    if differentiable:
+        from torch.distributed.nn.functional import all_gather
+
+        device_labels = labels.to(embeddings.device)
+        gathered_labels = [torch.empty_like(device_labels) for _ in range(world)]
+        dist.all_gather(gathered_labels, device_labels)
+        return torch.cat(all_gather(embeddings)), torch.cat(gathered_labels).to(labels.device)
 
     gathered: list = [None] * world
     dist.all_gather_object(gathered, (embeddings.cpu(), labels.cpu()))

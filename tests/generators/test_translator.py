@@ -1,5 +1,6 @@
 """The translator's networks and every loss against hand-computed values on tiny tensors."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -59,33 +60,87 @@ def test_pair_matching_loss():
     assert losses.pair_matching_loss(s, fitted, torch.tensor(0.4), 0.25).item() == pytest.approx(1 - 0.1)
 
 
+RAW = losses.IdentityLossConfig(normalise=False, update_before_loss=False, denominator="batch")
+
+
 def test_identity_loss_hand_computed():
+    """Eq. 7 on 1-D features: sigma = sum of own squared distances / (M - 1), logits -d / (2 sigma^2)."""
     centroids = IdentityCentroids(1)
     centroids.centroids = {0: torch.tensor([0.0]), 1: torch.tensor([2.0])}
     embeddings, labels = torch.tensor([[0.5], [1.5]]), torch.tensor([0, 1])
-    # own distances 0.25 each: sigma^2 = 0.5 / (2 - 1); 2 sigma^2 = 1
-    # term = -(-0.25 - 1 - (-2.25)) = -1 for both
-    assert losses.identity_preservation_loss(embeddings, labels, centroids).item() == pytest.approx(-1.0)
-    assert losses.identity_preservation_loss(embeddings, labels, centroids, hinge=True).item() == pytest.approx(0.0)
+    # own distances 0.25 each: sigma = 0.5; 2 sigma^2 = 0.5; own logit -0.5, other logit -2.25 / 0.5 = -4.5
+    # term = -(-0.5 - 1 - (-4.5)) = -3 for both samples
+    loss, diagnostics = losses.identity_preservation_loss(embeddings, labels, centroids, RAW)
+    assert loss.item() == pytest.approx(-3.0)
+    assert diagnostics["C_margin"] == pytest.approx(2.25 - 0.25) and diagnostics["C_sigma"] == pytest.approx(0.5)
+    hinged, _ = losses.identity_preservation_loss(embeddings, labels, centroids, replace(RAW, hinge=True))
+    assert hinged.item() == pytest.approx(0.0)
     far = torch.tensor([[1.9], [0.1]])  # each sample next to the other identity's centroid: a large loss
-    assert losses.identity_preservation_loss(far, labels, centroids).item() > 1.0
+    assert losses.identity_preservation_loss(far, labels, centroids, RAW)[0].item() > 1.0
+
+
+def test_identity_loss_over_all_centroids_as_the_reference():
+    """The reference's denominator runs over every identity of the pool, unseen ones at zero."""
+    centroids = IdentityCentroids(1)
+    centroids.centroids = {0: torch.tensor([0.0]), 1: torch.tensor([2.0])}
+    embeddings, labels = torch.tensor([[0.5], [1.5]]), torch.tensor([0, 1])
+    config = replace(RAW, denominator="all")
+    loss, _ = losses.identity_preservation_loss(embeddings, labels, centroids, config, pool=3)
+    # identity 2 is unseen: its centroid is 0. Sample 0: others c1 (-4.5) and c2 (d 0.25 -> -0.5);
+    # sample 1: others c0 and c2, both d 2.25 -> -4.5.
+    term0 = 1.5 + math.log(math.exp(-4.5) + math.exp(-0.5))
+    term1 = 1.5 + (-4.5 + math.log(2))
+    assert loss.item() == pytest.approx((term0 + term1) / 2)
+    seen = replace(RAW, denominator="seen")  # the seen identities 0 and 1 only: as the batch here
+    assert losses.identity_preservation_loss(embeddings, labels, centroids, seen)[0].item() == pytest.approx(-3.0)
+
+
+def test_identity_loss_normalises_and_updates_first():
+    """Normalised features, and centroids moved by this batch before the loss (the reference's order)."""
+    centroids = IdentityCentroids(2, step=1.0)  # step 1: a centroid becomes its identity's latest feature
+    embeddings, labels = torch.tensor([[3.0, 0.0], [0.0, 0.5]]), torch.tensor([4, 6])
+    config = replace(RAW, normalise=True, update_before_loss=True)
+    loss, diagnostics = losses.identity_preservation_loss(embeddings, labels, centroids, config)
+    torch.testing.assert_close(centroids.centroids[4], torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(centroids.centroids[6], torch.tensor([0.0, 1.0]))
+    assert diagnostics["C_margin"] == pytest.approx(2.0)  # own distance 0, the other unit vector at distance^2 2
 
 
 def test_identity_loss_needs_two_identities():
     with pytest.raises(UserError, match="at least 2 identities per batch"):
-        losses.identity_preservation_loss(torch.zeros(3, 4), torch.tensor([5, 5, 5]), IdentityCentroids(4))
+        losses.identity_preservation_loss(torch.zeros(3, 4), torch.tensor([5, 5, 5]), IdentityCentroids(4), RAW)
 
 
-def test_centroid_momentum_update_and_state():
-    centroids = IdentityCentroids(2, momentum=0.95)
-    centroids.update(torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 4.0]]), torch.tensor([7, 7, 9]))
-    torch.testing.assert_close(centroids.centroids[7], torch.tensor([0.1, 0.0]))  # 0.05 * mean(1, 3)
-    torch.testing.assert_close(centroids.centroids[9], torch.tensor([0.0, 0.2]))
-    centroids.update(torch.tensor([[2.0, 0.0]]), torch.tensor([7]))
-    torch.testing.assert_close(centroids.centroids[7], torch.tensor([0.95 * 0.1 + 0.05 * 2.0, 0.0]))
+def test_centroid_updates_paper_and_reference():
+    """The paper's equation (step 0.95 per image in turn) and the reference's (step 0.05, summed)."""
+    features, labels = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 4.0]]), torch.tensor([7, 7, 9])
+    paper = IdentityCentroids(2, step=0.95, sequential=True)
+    paper.update(features, labels)
+    torch.testing.assert_close(paper.centroids[7], torch.tensor([0.95 + 0.95 * (3.0 - 0.95), 0.0]))
+    torch.testing.assert_close(paper.centroids[9], torch.tensor([0.0, 0.95 * 4.0]))
+    reference = IdentityCentroids(2, step=0.05, sequential=False)
+    reference.update(features, labels)
+    torch.testing.assert_close(reference.centroids[7], torch.tensor([0.05 * (1.0 + 3.0), 0.0]))  # scatter_sub sums
+    reference.update(torch.tensor([[2.0, 0.0]]), torch.tensor([7]))
+    torch.testing.assert_close(reference.centroids[7], torch.tensor([0.2 - 0.05 * (0.2 - 2.0), 0.0]))
     restored = IdentityCentroids(2)
-    restored.load_state_dict(centroids.state_dict())
-    torch.testing.assert_close(restored.centroids[9], centroids.centroids[9])
+    restored.load_state_dict(reference.state_dict())
+    assert (restored.step, restored.sequential) == (0.05, False)
+    torch.testing.assert_close(restored.centroids[7], reference.centroids[7])
+
+
+def test_face_mask_and_masked_transfer_loss():
+    """L_id over face pixels only: a background that differs from the render's black costs nothing."""
+    render = -torch.ones(1, 3, 4, 4)
+    render[..., 1:3, 1:3] = 0.2  # a 2x2 face on the black background
+    mask = losses.face_mask(render)
+    assert mask.sum().item() == 4
+    generated = render.clone()
+    generated[..., 0, :] = 0.7  # G paints the background's top row
+    assert losses.identity_transfer_loss(render, generated, mask).item() == pytest.approx(0.0)
+    assert losses.identity_transfer_loss(render, generated).item() > 0.1
+    generated[..., 1, 1] = 0.6  # one face pixel off by 0.4 in each channel: 0.4 / 4 face pixels
+    assert losses.identity_transfer_loss(render, generated, mask).item() == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("switch, term", [("use_cycle", "cycle"), ("use_identity", "identity"), ("use_pair", "pair")])
