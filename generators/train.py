@@ -13,6 +13,8 @@ pairs are folders of aligned 108x108 crops (`generators.real_faces`, `generators
 The run folder keeps config.json, metrics.csv, TensorBoard events, sample grids and checkpoint.pt
 (written atomically, every `checkpoint_every` iterations and on SIGINT/SIGTERM), from which
 `--resume` continues exactly (weights, EMA, optimisers, schedulers, k values, centroids, RNG states).
+The trainer is one file because one iteration (A)-(C) reads best in one place; data streams, C's view,
+diagnostics and curves live in their own modules.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ from generators.networks import (
     make_generator,
 )
 from generators.curves import plot_training_curves
+from generators.diagnostics import gradient_shares
 from generators.identity_stream import IdentityStream
 from generators.identity_view import IdentityView
 from generators.streams import FolderImages, SyntheticStream, pair_folders
@@ -161,24 +164,6 @@ class Trainer:
         """Gradient diagnostics on the iterations that are logged (they cost one backward pass per term)."""
         return (self.state.iteration + 1) % self.config.log_every == 0
 
-    def _gradient_shares(self, weights: LossWeights, adversarial: torch.Tensor, cycle: torch.Tensor,
-                         identity: torch.Tensor | None, transfer: torch.Tensor) -> dict[str, float]:
-        """|grad_theta_G (lambda_t L_t)| for each term of eq. 8, and its ratio to the adversarial term's:
-        the measurement that says whether a term acts on G at all (README, translator diagnostics)."""
-        terms = {"adv": adversarial, "id": weights.transfer * transfer}
-        if weights.use_cycle:
-            terms["cyc"] = weights.cycle * cycle
-        if identity is not None and weights.use_identity:
-            terms["C"] = weights.identity * identity
-        parameters = [p for p in self.G.parameters() if p.requires_grad]
-        norms = {}
-        for name, term in terms.items():
-            gradients = torch.autograd.grad(term, parameters, retain_graph=True, allow_unused=True)
-            norms[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in gradients if g is not None)))
-        shares = {f"grad_{name}": value for name, value in norms.items()}
-        shares.update({f"share_{name}": value / max(norms["adv"], 1e-12) for name, value in norms.items() if name != "adv"})
-        return shares
-
     def step(self) -> dict[str, float]:
         """One iteration of eqs. 8-10; returns the logged values."""
         config, weights, k = self.config, self.config.weights, self.state.k
@@ -209,7 +194,8 @@ class Trainer:
             logs.update(diagnostics)
         objective_G = losses.generator_objective(weights, loss_G.float(), cycle.float(), identity, transfer.float())
         if self._diagnose():
-            logs.update(self._gradient_shares(weights, loss_G.float(), cycle.float(), identity, transfer.float()))
+            logs.update(gradient_shares([p for p in self.G.parameters() if p.requires_grad], weights, loss_G.float(),
+                                        cycle.float(), identity, transfer.float()))
         self.optimisers["G"].zero_grad(set_to_none=True)
         objective_G.backward()
         self.optimisers["G"].step()

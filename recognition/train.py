@@ -20,7 +20,9 @@ initialisation (results/perf/recognizer.md); from the ImageNet weights it could 
 1,200 iterations of 64 images: about 10 minutes on two idle cores (126 images/s, results/perf/recognizer.md),
 plus half a minute of LFW View 1 evaluation once the MTCNN chips are cached (the first run aligns them in
 about 3 minutes); `smoke` is for tests. Data, fractions and batches: `recognition.data`; networks and the loss:
-`recognition.models`.
+`recognition.models`. The trainer is one file because it reads as one story, as torchvision's reference
+scripts do (config and presets, optimiser groups, loop, checkpoint, CLI); a base trainer shared with the
+translator would be the next split.
 
 Before anything is loaded, the leakage guard refuses training identities that appear in the LFW
 protocol the run will be evaluated on (View 1 for LFW's training people, else the 10 folds) unless
