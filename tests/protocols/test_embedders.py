@@ -12,7 +12,7 @@ from recognition.embedders import get_embedder, list_embedders
 # embedders whose weights do not ship in any installed package: built with random weights here
 RANDOM_WEIGHTS = {"inception-resnet-v1": {"pretrained": None}}
 # embedders that need optional packages (runtimes, weight carriers): skipped with the reason when absent
-OPTIONAL = {"dlib-bin", "sface", "sface-int8bq"}
+OPTIONAL = {"dlib-bin", "sface", "sface-int8bq", "facenet-keras"}
 # embedders whose weights come from an optional package: the fixture that skips without it
 OPTIONAL_WEIGHTS = {"openface-nn4": "openface_weights", "facenet-nn4": "openface_weights"}
 
