@@ -103,8 +103,33 @@ def padding_study(name: str, paddings: Sequence[float], options: dict[str, Any],
                      "100-eer_percent": metrics["100-eer_percent"]})
         log.info("padding %.3f: accuracy %.2f%%, AUC %.4f", padding, 100 * accuracy, metrics["auc"])
     table = pd.DataFrame(rows)
-    table.attrs["images"], table.attrs["alignment_misses"] = len(paths), int((~found).sum())
+    table.attrs.update(pairs=len(pairs), images=len(paths), alignment_misses=int((~found).sum()))
     return table
+
+
+def choose_padding(table: pd.DataFrame) -> float:
+    """Highest DevTrain accuracy; ties broken by 100%-EER, then AUC, then the smaller padding."""
+    ranked = table.sort_values(["devtrain_accuracy_percent", "100-eer_percent", "auc", "padding"],
+                               ascending=[False, False, False, True], kind="mergesort")
+    return float(ranked.iloc[0]["padding"])
+
+
+def write_study(out: Path, name: str, options: dict[str, Any], command: str, table: pd.DataFrame) -> str:
+    """<out>/<embedder>[-key-value...].md and .json; returns the Markdown text."""
+    stem = f"{name}{''.join(f'-{key}-{value}' for key, value in sorted(options.items()))}"
+    described = f" ({', '.join(f'{key}={value}' for key, value in sorted(options.items()))})" if options else ""
+    text = (f"# Crop padding of {name}{described}: LFW View 1 DevTrain\n\n`{command}`\n\n"
+            f"{PAIRS_FILE}: {table.attrs['pairs']:,} pairs, {table.attrs['images']} images, MTCNN landmarks "
+            f"({table.attrs['alignment_misses']} without a face: centred-box fallback). Accuracy at the best "
+            f"threshold on DevTrain itself.\n\n{markdown_table(table)}\n\n"
+            f"Chosen (highest accuracy, then 100%-EER, then AUC): padding {choose_padding(table)}.\n")
+    write_text(Path(out) / f"{stem}.md", text)
+    write_json(Path(out) / f"{stem}.json", {"command": command, "embedder": name, "options": options,
+                                            "pairs_file": PAIRS_FILE, "pairs": table.attrs["pairs"], "images": table.attrs["images"],
+                                            "alignment_misses": table.attrs["alignment_misses"],
+                                            "chosen_padding": choose_padding(table),
+                                            "rows": table.to_dict(orient="records")})
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,21 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--paddings must lie between 0 and 1, got {args.paddings}")
     options = parse_options(args.option)
     table = padding_study(args.embedder, args.paddings, options, args.data_root, args.batch_size)
-    suffix = "".join(f"-{key}-{value}" for key, value in sorted(options.items()))
-    stem = args.out / f"{args.embedder}{suffix}"
     command = "python -m protocols.crop_padding " + " ".join(argv if argv is not None else sys.argv[1:])
-    best = table.sort_values(["devtrain_accuracy_percent", "100-eer_percent"], ascending=False).iloc[0]
-    text = (f"# Crop padding of {args.embedder}{' (' + ', '.join(args.option) + ')' if args.option else ''}: "
-            f"LFW View 1 DevTrain\n\n`{command}`\n\n"
-            f"{PAIRS_FILE}: 2,200 pairs, {table.attrs['images']} images, MTCNN landmarks "
-            f"({table.attrs['alignment_misses']} without a face: centred-box fallback). Accuracy at the best "
-            f"threshold on DevTrain itself.\n\n{markdown_table(table)}\n\n"
-            f"Highest accuracy (then 100%-EER): padding {best['padding']}.\n")
-    write_text(stem.parent / f"{stem.name}.md", text)
-    write_json(stem.parent / f"{stem.name}.json", {"command": command, "embedder": args.embedder, "options": options,
-                                           "pairs_file": PAIRS_FILE, "images": table.attrs["images"],
-                                           "alignment_misses": table.attrs["alignment_misses"],
-                                           "rows": table.to_dict(orient="records")})
+    text = write_study(args.out, args.embedder, options, command, table)
     print(text)
     return 0
 
