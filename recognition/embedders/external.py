@@ -36,9 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch import nn
-from torchvision.transforms import functional as TF
 
 from bench.common.cli import UserError
 from bench.common.download import file_digest
@@ -110,12 +108,6 @@ class ExternalEmbedder(Embedder):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(-1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(-1, 1, 1), persistent=False)
         self.embedding_size: int | None = None  # known after the first batch
-
-    def transform(self, chip: Image.Image) -> torch.Tensor:
-        chip = chip.convert("RGB")
-        if chip.size != self.input_size:
-            chip = chip.resize(self.input_size, Image.Resampling.BILINEAR)
-        return TF.pil_to_tensor(chip).float()
 
     def normalise(self, chips_0_255: torch.Tensor) -> torch.Tensor:
         """What the network receives: colour order, then (x - mean) / std."""

@@ -47,9 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
-from torchvision.transforms import functional as TF
 
 from bench.common.atomic import atomic_path
 from bench.common.cli import UserError
@@ -386,13 +384,6 @@ class FaceNetKerasEmbedder(Embedder):
         self.standardise = prewhiten if standardisation == "prewhiten" else fixed_standardisation
         self.network = build_network()
         self.network.load_state_dict(state)
-
-    def transform(self, chip: Image.Image) -> torch.Tensor:
-        """An aligned chip -> (3, 160, 160) float RGB in 0-255."""
-        chip = chip.convert("RGB")
-        if chip.size != self.input_size:
-            chip = chip.resize(self.input_size, Image.Resampling.BILINEAR)
-        return TF.pil_to_tensor(chip).float()
 
     def forward(self, chips_0_255: torch.Tensor) -> torch.Tensor:
         return self.network(self.standardise(chips_0_255))

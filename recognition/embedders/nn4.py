@@ -21,9 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
-from torchvision.transforms import functional as TF
 
 from bench.common.atomic import atomic_path
 from bench.common.cli import UserError
@@ -238,13 +236,6 @@ class NN4Embedder(Embedder):
             load_state_dict(network, path)
             super().__init__(weights=str(path.resolve()), weights_bytes=path.stat().st_size, lrn=lrn, **geometry)
         self.network = network
-
-    def transform(self, crop: Image.Image) -> torch.Tensor:
-        """An aligned crop (of `crop` geometry) -> (3, 96, 96) float RGB in 0..255."""
-        crop = crop.convert("RGB")
-        if crop.size != self.input_size:
-            crop = crop.resize(self.input_size, Image.Resampling.BILINEAR)
-        return TF.pil_to_tensor(crop).float()
 
     def forward(self, images_0_255: torch.Tensor) -> torch.Tensor:
         """(N, 3, 96, 96) RGB in 0..255 -> (N, 128) unit-norm embeddings."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -49,8 +50,13 @@ class Embedder(nn.Module):
         super().__init__()
         self.config = dict(config)
 
-    def transform(self, image: Image.Image) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def transform(self, image: Image.Image) -> torch.Tensor:
+        """An aligned crop -> (3, H, W) float RGB in 0..255 at `input_size` (what every pretrained network
+        here takes; each normalises inside `forward`, so it stays differentiable from 0..255 images)."""
+        image = image.convert("RGB")
+        if image.size != tuple(self.input_size):
+            image = image.resize(tuple(self.input_size), Image.Resampling.BILINEAR)
+        return torch.from_numpy(np.asarray(image, dtype=np.float32).copy()).permute(2, 0, 1)
 
     @property
     def cache_key(self) -> str:

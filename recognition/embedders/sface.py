@@ -30,8 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.transforms import functional as TF
 
 from bench.common.cli import UserError
 from bench.common.download import file_digest
@@ -96,12 +94,6 @@ class SFaceEmbedder(Embedder):
             return
         model = load_onnx(path)
         self.network = to_torch(model, path) if backend == "torch" else OnnxRuntimeNetwork(model, path)
-
-    def transform(self, chip: Image.Image) -> torch.Tensor:
-        chip = chip.convert("RGB")
-        if chip.size != self.input_size:
-            chip = chip.resize(self.input_size, Image.Resampling.BILINEAR)
-        return TF.pil_to_tensor(chip).float()
 
     def forward(self, chips_0_255: torch.Tensor) -> torch.Tensor:
         """(N, 3, 112, 112) RGB in 0..255 -> (N, 128) features (not normalised, as OpenCV returns them)."""

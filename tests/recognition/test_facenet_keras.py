@@ -28,6 +28,9 @@ from recognition.embedders.facenet_keras import (  # noqa: E402
 from recognition.embedders.registry import get_embedder  # noqa: E402
 
 TORCH_THREADS = 1
+# Sandberg's validate_on_lfw picks a squared-distance threshold near 1.2 for L2-normalised embeddings,
+# i.e. a Euclidean distance near 1.1
+SAME_PERSON_DISTANCE = 1.1
 
 
 @pytest.fixture(scope="module")
