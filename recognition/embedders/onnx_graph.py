@@ -15,7 +15,10 @@ or quantising exporters:
 - a fixed batch size of the first input and output becomes a named dimension, so batches of any size run.
 
 onnx2torch's conversion takes about a second; its result (a torch.fx GraphModule) is not cached on
-disk, since loading a pickled module back would need unsafe unpickling.
+disk, since loading a pickled module back would need unsafe unpickling. `to_torch` then folds each
+batch norm into the convolution before it (the network is used frozen; the input gradient is
+unchanged) and runs in channels-last memory format: together about twice as fast for SFace on this
+CPU (6.6 -> 12.7 faces/s at batch 32, one thread; onnxruntime 14.0), outputs equal to 2.4e-6.
 """
 from __future__ import annotations
 
@@ -146,19 +149,63 @@ def to_torch(model, path: str | Path) -> nn.Module:
     from onnx import version_converter
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    attempt, first_error = model, None
+    attempt, first_error, network = model, None, None
     for target in [opset] + list(range(opset - 1, 12, -1)):
         try:
             if target != opset:
                 attempt = version_converter.convert_version(model, target)
-            return onnx2torch.convert(attempt).eval()
+            network = onnx2torch.convert(attempt).eval()
+            break
         except NotImplementedError as error:
             first_error = first_error or error
         except Exception as error:
             if target == opset:
                 raise UserError(f"{path}: onnx2torch failed to convert the graph: {error}") from None
             break  # the version converter refused: no lower opset to try
-    raise UserError(f"{path}: onnx2torch cannot convert this graph ({first_error}); try backend='onnxruntime'")
+    if network is None:
+        raise UserError(f"{path}: onnx2torch cannot convert this graph ({first_error}); try backend='onnxruntime'")
+    fuse_conv_batchnorm(network)
+    return ChannelsLast(network.to(memory_format=torch.channels_last))
+
+
+def fuse_conv_batchnorm(graph_module) -> int:
+    """Fold every BatchNorm2d that only follows a Conv2d into that convolution (eval mode); returns how many.
+
+    torch.fx.experimental.optimization.fuse does the same but re-traces the module, which onnx2torch's
+    PRelu (Python control flow on shapes) does not allow; this edits the converted graph directly."""
+    from torch import fx
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    modules = dict(graph_module.named_modules())
+    fused = 0
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            continue
+        source = node.args[0]
+        if not (isinstance(source, fx.Node) and source.op == "call_module" and len(source.users) == 1
+                and isinstance(modules.get(source.target), nn.Conv2d)):
+            continue
+        parent, _, name = source.target.rpartition(".")
+        setattr(graph_module.get_submodule(parent), name, fuse_conv_bn_eval(modules[source.target], modules[node.target]))
+        node.replace_all_uses_with(source)
+        graph_module.graph.erase_node(node)
+        fused += 1
+    if fused:
+        graph_module.graph.lint()
+        graph_module.delete_all_unused_submodules()
+        graph_module.recompile()
+    return fused
+
+
+class ChannelsLast(nn.Module):
+    """Runs `network` on channels-last input (faster convolutions on CPU; same results)."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x.contiguous(memory_format=torch.channels_last))
 
 
 class OnnxRuntimeNetwork(nn.Module):
