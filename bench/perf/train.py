@@ -1,10 +1,12 @@
 """Seconds per training iteration of the translator, per preset and with bf16 autocast / channels-last.
 
     python -m bench.perf.train --real DIR --pairs DIR [--iterations 6] [--presets smoke,cpu]
+                               [--identity-networks openface-nn4,dlib-resnet,sface]
 
 Variants run one after another in this process on the same data (the first iterations, after one
 warm-up iteration, are timed); the losses of the first timed iteration are recorded beside the times,
-so a variant that is faster but changes the losses can be seen.
+so a variant that is faster but changes the losses can be seen. `--identity-networks` adds, per preset,
+one row for each network as C (in the preset's own precision), to price the choice of C.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bench.common.cli import add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.perf.record import write_record
 from generators.train import PRESETS, Trainer
 
@@ -28,12 +30,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--presets", default="smoke,cpu")
+    parser.add_argument("--identity-networks", default="", help="comma-separated networks to time as C")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     rows = []
     for preset in args.presets.split(","):
-        for variant, options in (("fp32", {"bf16": False}), ("bf16 autocast", {"bf16": True}),
-                                 ("fp32 channels-last", {"bf16": False, "channels_last": True})):
+        if preset not in PRESETS:
+            raise UserError(f"--presets: unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+        variants = [("fp32", {"bf16": False}), ("bf16 autocast", {"bf16": True}),
+                    ("fp32 channels-last", {"bf16": False, "channels_last": True})]
+        variants += [(f"C = {name}", {"embedder": name}) for name in filter(None, args.identity_networks.split(","))]
+        for variant, options in variants:
             config = replace(PRESETS[preset], **options)
             with tempfile.TemporaryDirectory() as scratch:
                 trainer = Trainer(config, args.real, args.pairs, Path(scratch))
@@ -44,11 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     logs = trainer.step()
                     first = first or logs
                 seconds = (time.perf_counter() - started) / args.iterations
-            rows.append({"preset": preset, "variant": variant, "image_size": config.network.image_size,
+            rows.append({"preset": preset, "variant": variant, "C": config.embedder, "bf16": config.bf16,
+                         "image_size": config.network.image_size,
                          "batch": config.batch_size, "seconds_per_iteration": seconds,
                          "G": first["G"], "cyc": first["cyc"], "C": first.get("C", float("nan"))})
             print(rows[-1], flush=True)
-    command = f"python -m bench.perf.train --real {args.real} --pairs {args.pairs} --iterations {args.iterations} --presets {args.presets}"
+    command = (f"python -m bench.perf.train --real {args.real} --pairs {args.pairs} --iterations {args.iterations} "
+               f"--presets {args.presets}" + (f" --identity-networks {args.identity_networks}" if args.identity_networks else ""))
     notes = ("Each variant starts from the same seed; G, cyc and C are the losses of its first timed iteration. "
              "The `paper` preset (108x108, batch 16, 64-channel discriminators) is timed with --presets paper.")
     frame = write_record("train", "Translator training: seconds per iteration", command, rows, notes)

@@ -8,7 +8,8 @@ import torch
 from bench.common.cli import UserError
 from generators import losses
 from generators.losses import IdentityCentroids, LossWeights
-from generators.networks import BeganDiscriminator, NetworkConfig, make_fitting_network, make_generator
+from generators.networks import (NETWORK_VARIANTS, BeganDiscriminator, NetworkConfig, _upsampling, make_fitting_network,
+                                 make_generator)
 
 
 @pytest.mark.parametrize("size", [108, 64])
@@ -25,14 +26,52 @@ def test_only_g_has_dropout_and_skips():
     config = NetworkConfig(image_size=32, discriminator_width=8)
     g, g_prime = make_generator(config), make_fitting_network(config)
     assert g.skips and not g_prime.skips
-    assert isinstance(g.dropout, torch.nn.Dropout) and g.dropout.p == pytest.approx(0.1)
-    assert not isinstance(g_prime.dropout, torch.nn.Dropout)
+    assert g.dropout_rate == pytest.approx(0.1) and g_prime.dropout_rate == 0
     g.train()
     x = torch.rand(1, 3, 32, 32)
     torch.manual_seed(0)
     first = g(x)
     torch.manual_seed(1)
     assert not torch.allclose(first, g(x))  # dropout is noise in training
+    g.eval()
+    assert torch.equal(g(x), g(x))  # and off at generation, in this project's G
+
+
+@pytest.mark.parametrize("variant", sorted(NETWORK_VARIANTS))
+@pytest.mark.parametrize("size", [108, 64])
+def test_every_network_variant_keeps_the_image_shape(variant, size):
+    config = NetworkConfig(image_size=size, generator_width=8, discriminator_width=8, bottleneck=8, **NETWORK_VARIANTS[variant])
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    for network in (make_generator(config), make_fitting_network(config)):
+        assert network(x).shape == x.shape
+
+
+def test_the_reference_variant_is_the_authors_generator(monkeypatch):
+    """No norm layers, concatenated skips (wider u32 and output layer), dropout only after the
+    residual blocks, and dropout still on when G generates (eval mode)."""
+    config = NetworkConfig(image_size=32, generator_width=8, discriminator_width=8, **NETWORK_VARIANTS["reference"])
+    g, g_prime = make_generator(config), make_fitting_network(config)
+    norms = (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)
+    assert not any(isinstance(m, norms) for net in (g, g_prime) for m in net.modules())
+    assert g.head.in_channels == 16 and g_prime.head.in_channels == 8  # [u32, c7s1] vs u32 alone
+    calls = []
+    real_dropout = torch.nn.functional.dropout
+    monkeypatch.setattr("generators.networks.F.dropout", lambda h, *a, **k: calls.append(h.shape) or real_dropout(h, *a, **k))
+    g.eval()
+    x = torch.rand(1, 3, 32, 32)
+    assert not torch.equal(g(x), g(x))  # kept on at generation
+    assert len(calls) == 2 * config.residual_blocks and all(shape[-1] == 8 for shape in calls)  # 32/4: the blocks' maps
+
+
+@pytest.mark.parametrize("kind, patterned", [("transposed", True), ("resize-conv", False)])
+def test_resize_convolutions_print_no_checkerboard(kind, patterned):
+    """A flat input through a 3x3 stride-2 transposed convolution comes out with a period-2 pattern
+    (uneven kernel overlap); nearest upsampling followed by a convolution stays flat."""
+    torch.manual_seed(0)
+    layer = _upsampling(4, 4, kind, "none")
+    out = layer[0](torch.ones(1, 4, 8, 8))[..., 2:-2, 2:-2]  # the upsampling alone, away from the border
+    spread = (out - out.mean((-2, -1), keepdim=True)).abs().max().item()
+    assert (spread > 1e-2) == patterned, f"{kind}: interior spread {spread:.3g}"
 
 
 def test_l1_cycle_and_transfer_losses():
