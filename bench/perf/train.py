@@ -32,20 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     rows = []
     for preset in args.presets.split(","):
-        for variant, options in (("fp32", {"bf16": False}), ("bf16 autocast", {"bf16": True}),
-                                 ("fp32 channels-last", {"bf16": False, "channels_last": True})):
+        for variant, options in (("fp32", {"precision": "fp32"}), ("bf16 autocast", {"precision": "bf16"}),
+                                 ("fp32 channels-last", {"precision": "fp32", "channels_last": True})):
             config = replace(PRESETS[preset], **options)
             with tempfile.TemporaryDirectory() as scratch:
                 trainer = Trainer(config, args.real, args.pairs, Path(scratch))
                 trainer.step()  # warm-up
                 started = time.perf_counter()
-                first = None
+                first, waited = None, 0.0
                 for _ in range(args.iterations):
                     logs = trainer.step()
-                    first = first or logs
+                    first, waited = first or logs, waited + logs["data_seconds"]
                 seconds = (time.perf_counter() - started) / args.iterations
             rows.append({"preset": preset, "variant": variant, "image_size": config.network.image_size,
                          "batch": config.batch_size, "seconds_per_iteration": seconds,
+                         "data_seconds": waited / args.iterations,
                          "G": first["G"], "cyc": first["cyc"], "C": first.get("C", float("nan"))})
             print(rows[-1], flush=True)
     command = f"python -m bench.perf.train --real {args.real} --pairs {args.pairs} --iterations {args.iterations} --presets {args.presets}"
