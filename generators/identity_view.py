@@ -28,8 +28,8 @@ def canonical_affine(crop: CropGeometry | None, render_padding: float = RENDER_P
 
     A unit-frame point t sits at u = 2 (t + p + o) / (1 + 2p) - 1 in a crop of padding p and offset o
     (`CropGeometry.to_pixels`); eliminating t gives u_render = scale * u_C + shift with
-    scale = (1 + 2p) / (1 + 2q) and shift = -2 o / (1 + 2q) for the render's padding q. Without a crop (a network with no aligned framing) the view is the
-    whole image."""
+    scale = (1 + 2p) / (1 + 2q) and shift = -2 o / (1 + 2q) for the render's padding q. Without a
+    crop (a network with no aligned framing) the view is the whole image."""
     if crop is None:
         return 1.0, np.zeros(2)
     scale = (1 + 2 * crop.padding) / (1 + 2 * render_padding)
@@ -41,10 +41,11 @@ class IdentityView:
     """C's view of G(x): a random crop, rotation and flip (Sec. 4) of C's own framing, resampled to C's
     input, differentiably."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, device: torch.device = torch.device("cpu")):
+        from bench.common.devices import build_on
         from recognition.embedders import get_embedder
 
-        self.embedder = get_embedder(config.embedder).eval().requires_grad_(False)
+        self.embedder = build_on(device, get_embedder, config.embedder).eval().requires_grad_(False)
         self.size = self.embedder.input_size[0]
         self.scale, shift = canonical_affine(self.embedder.crop)
         self.shift = torch.tensor(shift, dtype=torch.float32)
@@ -64,7 +65,7 @@ class IdentityView:
         cos, sin = angle.cos() * crop * self.scale, angle.sin() * crop * self.scale
         shift = jitter * self.scale + self.shift
         theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
-                             torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1).to(images.device)
+                             torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1).to(images.device)  # drawn on the CPU
         grid = F.affine_grid(theta, (n, 3, self.size, self.size), align_corners=False)
         return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
 

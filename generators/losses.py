@@ -187,7 +187,8 @@ def identity_preservation_loss(embeddings: torch.Tensor, labels: torch.Tensor, c
     table = centroids.table(others).to(features)
     index = {j: i for i, j in enumerate(others)}
     own = torch.zeros(len(labels), len(others), dtype=torch.bool, device=features.device)
-    own[torch.arange(len(labels)), torch.tensor([index[int(j)] for j in labels.tolist()])] = True
+    own[torch.arange(len(labels), device=features.device),
+        torch.tensor([index[int(j)] for j in labels.tolist()], device=features.device)] = True
     distances = torch.cdist(features, table) ** 2  # (M, identities)
     own_distance = distances[own]
     sigma = (own_distance.sum() / max(1, len(labels) - 1)).clamp_min(1e-8)

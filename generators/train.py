@@ -19,7 +19,6 @@ diagnostics and curves live in their own modules.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -34,6 +33,10 @@ from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_json
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.devices import (
+    add_device_arguments, autocast, build_on, check_precision, configure_device, grad_scaler, load_checkpoint,
+    precision_from_arguments, resolve_device, to_device,
+)
 from bench.common.distributed import bare, distributed_rank_and_size, gather_across_ranks, mean_across_ranks
 from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators import losses
@@ -82,8 +85,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     sample_every: int = 1000
     log_every: int = 10
-    bf16: bool = False
+    precision: str = "fp32"  # fp32, bf16 autocast, fp16 autocast + loss scaling (bench.common.devices)
     channels_last: bool = False
+    sync_batchnorm: bool = False  # under DDP: batch-norm statistics over the global batch, not each rank's
 
 
 PRESETS = {
@@ -91,7 +95,7 @@ PRESETS = {
     "cpu": TrainConfig(network=NetworkConfig(image_size=64, discriminator_width=32, bottleneck=64), batch_size=8,
                        identities_per_batch=4, synthetic_identities=1000, images_per_identity=20, identity_window=16,
                        iterations=1000, halvings=(600, 800, 900), ema_decay=0.99, checkpoint_every=100,
-                       sample_every=100, bf16=True),
+                       sample_every=100, precision="auto"),
     "smoke": TrainConfig(network=NetworkConfig(image_size=32, generator_width=8, discriminator_width=8, bottleneck=8),
                          batch_size=4, identities_per_batch=2, synthetic_identities=8, images_per_identity=4,
                          identity_window=4, iterations=4, halvings=(2,), ema_decay=0.9, checkpoint_every=2,
@@ -108,7 +112,19 @@ class TrainState:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, real: Path, pairs: Path | None, out: Path):
+    """The four networks, their optimisers and the data streams on one device (`bench.common.devices`).
+
+    Batches are decoded and rendered on the CPU and moved to the device per step; identity labels stay on
+    the CPU (bookkeeping: centroids are looked up by label). The crop/flip draws of C's view and the batch
+    indices come from CPU generators so that a seed gives the same run on any device and the RNG state in
+    a checkpoint resumes on another device type.
+    """
+
+    def __init__(self, config: TrainConfig, real: Path, pairs: Path | None, out: Path,
+                 device: str | torch.device = "auto"):
+        self.device = resolve_device(device)
+        self.precision = check_precision(config.precision, self.device)  # auto resolved for this hardware
+        configure_device(self.device)
         torch.manual_seed(config.seed)
         weights = config.weights
         if weights.use_identity and config.identities_per_batch < 2:
@@ -122,22 +138,36 @@ class Trainer:
         if weights.use_pair and pairs is None:
             raise UserError("L_DP needs --pairs (a folder made by `python -m generators.pairs`), or pass --no-pair")
         self.synthetic = SyntheticStream(config)
-        self.rank, self.world = distributed_rank_and_size()
+        self.rank, self.world = distributed_rank_and_size(self.device)
         self.stream = IdentityStream(
             pool=config.synthetic_identities, window=config.identity_window,
             images_per_identity=config.images_per_identity, identities_per_batch=config.identities_per_batch,
             per_identity=config.batch_size // config.identities_per_batch, seed=config.seed * 1000 + self.rank)
-        self.G, self.G_prime = make_generator(config.network), make_fitting_network(config.network)
-        self.D_real, self.D_synthetic = BeganDiscriminator(config.network), BeganDiscriminator(config.network)
+        self.G, self.G_prime = (build_on(self.device, make_generator, config.network),
+                                build_on(self.device, make_fitting_network, config.network))
+        self.D_real, self.D_synthetic = (build_on(self.device, BeganDiscriminator, config.network),
+                                         build_on(self.device, BeganDiscriminator, config.network))
         if config.channels_last:
             for network in (self.G, self.G_prime, self.D_real, self.D_synthetic):
                 network.to(memory_format=torch.channels_last)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # G's EMA: a second G holding G's weights, drawn with the RNG state restored afterwards so every later
+        # seeded draw is as it was with copy.deepcopy (which cannot copy modules on a fake test GPU)
+        with torch.random.fork_rng(devices=[]):
+            self.G_ema = build_on(self.device, make_generator, config.network)
+        if config.channels_last:
+            self.G_ema.to(memory_format=torch.channels_last)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.G_ema.eval().requires_grad_(False)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
+            def parallel(network: torch.nn.Module) -> torch.nn.Module:
+                if config.sync_batchnorm:
+                    network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+                return DistributedDataParallel(network, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
             self.G, self.G_prime, self.D_real, self.D_synthetic = (
-                DistributedDataParallel(network) for network in (self.G, self.G_prime, self.D_real, self.D_synthetic))
+                parallel(network) for network in (self.G, self.G_prime, self.D_real, self.D_synthetic))
         betas = config.betas
         self.optimisers = {
             "G": torch.optim.Adam(self.G.parameters(), config.learning_rate, betas),
@@ -146,7 +176,8 @@ class Trainer:
         }
         self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(config.halvings), 0.5)
                            for name, opt in self.optimisers.items()}
-        self.identity = IdentityView(config) if weights.use_identity else None
+        self.scaler = grad_scaler(self.device, self.precision)  # passes through unless fp16
+        self.identity = IdentityView(config, self.device) if weights.use_identity else None
         self.centroids = IdentityCentroids(128 if self.identity is None else self._embedding_size(),
                                            config.identity_loss.centroid_step, config.identity_loss.sequential)
         self.state = TrainState()
@@ -156,38 +187,100 @@ class Trainer:
 
     def _embedding_size(self) -> int:
         with torch.no_grad():
-            return int(self.identity.embedder(torch.zeros(1, 3, self.identity.size, self.identity.size)).shape[1])
+            size = self.identity.size
+            return int(self.identity.embedder(torch.zeros(1, 3, size, size, device=self.device)).shape[1])
 
     def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16)
+        return autocast(self.device, self.precision)
+
+    def _batch(self, images: torch.Tensor) -> torch.Tensor:
+        """A decoded or rendered CPU batch on the device, channels-last when configured."""
+        images = to_device(images, self.device)
+        return images.contiguous(memory_format=torch.channels_last) if self.config.channels_last else images
+
+    def _backward_and_step(self, objective: torch.Tensor, name: str) -> None:
+        """Backward and optimiser step through the loss scaler (a pass-through unless fp16)."""
+        self.optimisers[name].zero_grad(set_to_none=True)
+        self.scaler.scale(objective).backward()
+        self.scaler.step(self.optimisers[name])
 
     def _diagnose(self) -> bool:
         """Gradient diagnostics on the iterations that are logged (they cost one backward pass per term)."""
         return (self.state.iteration + 1) % self.config.log_every == 0
 
-    def step(self) -> dict[str, float]:
-        """One iteration of eqs. 8-10; returns the logged values."""
-        config, weights, k = self.config, self.config.weights, self.state.k
+    def next_batches(self) -> dict[str, torch.Tensor]:
+        """This iteration's inputs on the device: renders x (+ labels, on the CPU), real photos y and, with
+        L_DP, (render, photo) pairs. Numpy draws in the order of every earlier version (y, then pairs)."""
         x, labels = self.synthetic.render(*self.stream.next_batch())
-        y = self.real.batch(self.rng.integers(len(self.real), size=config.batch_size))
-        if config.channels_last:
-            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-        logs: dict[str, float] = {}
+        batches = {"x": x, "labels": labels,
+                   "y": self.real.batch(self.rng.integers(len(self.real), size=self.config.batch_size))}
+        if self.pairs is not None:
+            index = self.rng.integers(len(self.pairs[0]), size=self.config.batch_size)
+            batches["renders"], batches["reals"] = self.pairs[0].batch(index), self.pairs[1].batch(index)
+        return {name: value if name == "labels" else self._batch(value) for name, value in batches.items()}
+
+    def forward_G(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(A)'s forward, G' and D_R frozen by the caller: G(x), L_G, L_cyc, L_id and C's embeddings of G(x)."""
+        frozen_G_prime, frozen_D_real = bare(self.G_prime), bare(self.D_real)
+        with self._autocast():
+            generated = self.G(x)
+            cycled = frozen_G_prime(generated)
+            loss_G = losses.generator_adversarial_loss(generated, frozen_D_real)
+            cycle = losses.cycle_loss(x, cycled)
+            mask = losses.face_mask(x) if self.config.mask_transfer else None
+            transfer = losses.identity_transfer_loss(x, generated, mask)
+        terms = {"generated": generated, "loss_G": loss_G, "cycle": cycle, "transfer": transfer}
+        if self.identity is not None:
+            terms["embeddings"] = self.identity(generated, self.torch_rng)
+        return terms
+
+    def forward_G_prime(self, generated: torch.Tensor, x: torch.Tensor, renders: torch.Tensor | None = None,
+                        reals: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """(B)'s forward on G(x) (detached), D_S frozen by the caller: G'(G(x)), L_G', L_cyc and L_DP's error."""
+        terms = {}
+        with self._autocast():
+            if renders is not None:
+                both = self.G_prime(torch.cat([generated, reals]))
+                cycled_again, fitted = both[: len(x)], both[len(x):]
+                terms["pair_error"] = losses.l1(fitted, renders)
+            else:
+                cycled_again = self.G_prime(generated)
+            terms["loss_G_prime"] = losses.generator_adversarial_loss(cycled_again, bare(self.D_synthetic))
+            terms["cycle_again"] = losses.cycle_loss(x, cycled_again)
+        terms["cycled_again"] = cycled_again
+        return terms
+
+    def forward_D(self, x: torch.Tensor, y: torch.Tensor, generated: torch.Tensor,
+                  cycled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(C)'s forward: real and fake through each autoencoder in one call (one DDP forward); the L1 errors."""
+        with self._autocast():
+            reconstructed = self.D_real(torch.cat([y, generated]))
+            real_error = losses.l1(reconstructed[: len(y)], y)
+            fake_error = losses.l1(reconstructed[len(y):], generated)
+            reconstructed = self.D_synthetic(torch.cat([x, cycled]))
+            synthetic_error = losses.l1(reconstructed[: len(x)], x)
+            cycled_error = losses.l1(reconstructed[len(x):], cycled)
+        return {"real_error": real_error, "fake_error": fake_error, "synthetic_error": synthetic_error,
+                "cycled_error": cycled_error}
+
+    def step(self) -> dict[str, float]:
+        """One iteration of eqs. 8-10; returns the logged values, with the seconds spent waiting for data
+        (`data_seconds`: decoding, rendering, the copy to the device) and computing (`compute_seconds`)."""
+        config, weights, k = self.config, self.config.weights, self.state.k
+        started = time.perf_counter()
+        batches = self.next_batches()
+        x, labels, y = batches["x"], batches["labels"], batches["y"]
+        computing = time.perf_counter()
+        logs: dict[str, float] = {"data_seconds": computing - started}
         frozen_for_G = [bare(self.G_prime), bare(self.D_real)]
         # (A) G: eq. 8
         for network in frozen_for_G:
             network.requires_grad_(False)
-        with self._autocast():
-            generated = self.G(x)
-            cycled = frozen_for_G[0](generated)
-            loss_G = losses.generator_adversarial_loss(generated, frozen_for_G[1])
-            cycle = losses.cycle_loss(x, cycled)
-            mask = losses.face_mask(x) if config.mask_transfer else None
-            transfer = losses.identity_transfer_loss(x, generated, mask)
+        terms = self.forward_G(x)
+        generated, loss_G, cycle, transfer = terms["generated"], terms["loss_G"], terms["cycle"], terms["transfer"]
         identity = None
         if self.identity is not None:
-            embeddings = self.identity(generated, self.torch_rng)
-            embeddings, labels_all = gather_across_ranks(embeddings, labels, self.world, differentiable=True)
+            embeddings, labels_all = gather_across_ranks(terms["embeddings"], labels, self.world, differentiable=True)
             logs["C_warm"] = float(np.mean([int(j) in self.centroids.centroids for j in labels_all.tolist()]))
             identity, diagnostics = losses.identity_preservation_loss(
                 embeddings, labels_all, self.centroids, config.identity_loss, pool=config.synthetic_identities)
@@ -197,49 +290,29 @@ class Trainer:
         if self._diagnose():
             logs.update(gradient_shares([p for p in self.G.parameters() if p.requires_grad], weights, loss_G.float(),
                                         cycle.float(), identity, transfer.float()))
-        self.optimisers["G"].zero_grad(set_to_none=True)
-        objective_G.backward()
-        self.optimisers["G"].step()
+        self._backward_and_step(objective_G, "G")
         for network in frozen_for_G:
             network.requires_grad_(True)
         # (B) G': eq. 9, on G(x) as it was (detached)
         frozen_D_synthetic = bare(self.D_synthetic)
         frozen_D_synthetic.requires_grad_(False)
         generated_detached = generated.detach()
-        pair_error = None
-        with self._autocast():
-            if self.pairs is not None:
-                index = self.rng.integers(len(self.pairs[0]), size=config.batch_size)
-                renders, reals = self.pairs[0].batch(index), self.pairs[1].batch(index)
-                both = self.G_prime(torch.cat([generated_detached, reals]))
-                cycled_again, fitted = both[: len(x)], both[len(x):]
-                pair_error = losses.l1(fitted, renders)
-            else:
-                cycled_again = self.G_prime(generated_detached)
-            loss_G_prime = losses.generator_adversarial_loss(cycled_again, frozen_D_synthetic)
-            cycle_again = losses.cycle_loss(x, cycled_again)
+        terms = self.forward_G_prime(generated_detached, x, batches.get("renders"), batches.get("reals"))
+        cycled_again, loss_G_prime, cycle_again = terms["cycled_again"], terms["loss_G_prime"], terms["cycle_again"]
+        pair_error = terms.get("pair_error")
         pair = None if pair_error is None else (pair_error - k["pair"] * cycle_again).float()
         objective_G_prime = losses.fitting_objective(weights, loss_G_prime.float(), cycle_again.float(), pair)
-        self.optimisers["G_prime"].zero_grad(set_to_none=True)
-        objective_G_prime.backward()
-        self.optimisers["G_prime"].step()
+        self._backward_and_step(objective_G_prime, "G_prime")
         frozen_D_synthetic.requires_grad_(True)
-        # (C) discriminators: eq. 10, real and fake through each autoencoder in one call (one DDP forward)
-        with self._autocast():
-            real_and_fake = torch.cat([y, generated_detached])
-            reconstructed = self.D_real(real_and_fake)
-            real_error = losses.l1(reconstructed[: len(y)], y)
-            fake_error = losses.l1(reconstructed[len(y):], generated_detached)
-            synthetic_and_cycled = torch.cat([x, cycled_again.detach()])
-            reconstructed = self.D_synthetic(synthetic_and_cycled)
-            synthetic_error = losses.l1(reconstructed[: len(x)], x)
-            cycled_error = losses.l1(reconstructed[len(x):], cycled_again.detach())
+        # (C) discriminators: eq. 10
+        terms = self.forward_D(x, y, generated_detached, cycled_again.detach())
+        real_error, fake_error = terms["real_error"], terms["fake_error"]
+        synthetic_error, cycled_error = terms["synthetic_error"], terms["cycled_error"]
         loss_D = losses.discriminator_objective(
             losses.discriminator_loss(real_error.float(), fake_error.float(), k["real"]),
             losses.discriminator_loss(synthetic_error.float(), cycled_error.float(), k["synthetic"]))
-        self.optimisers["D"].zero_grad(set_to_none=True)
-        loss_D.backward()
-        self.optimisers["D"].step()
+        self._backward_and_step(loss_D, "D")
+        self.scaler.update()
         # balances, centroids, EMA, schedule
         errors = mean_across_ranks([real_error.item(), fake_error.item(), synthetic_error.item(), cycled_error.item(),
                                      pair_error.item() if pair_error is not None else 0.0, cycle_again.item()], self.world)
@@ -271,6 +344,7 @@ class Trainer:
                      "k_real": k["real"], "k_synthetic": k["synthetic"], "k_pair": k["pair"],
                      "M_global": losses.convergence_measure(real_error.item(), fake_error.item(), config.gamma),
                      "lr": self.schedulers["G"].get_last_lr()[0]})
+        logs["compute_seconds"] = time.perf_counter() - computing  # .item() above waited for the device
         return logs
 
     # ------------------------------------------------------------------ checkpoint and samples
@@ -282,8 +356,10 @@ class Trainer:
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "centroids": self.centroids.state_dict(),
             "stream": self.stream.state_dict(),
+            "scaler": self.scaler.state_dict(),  # {} unless fp16
             "rng": {"numpy": self.rng.bit_generator.state, "torch": self.torch_rng.get_state(),
-                    "torch_global": torch.get_rng_state()},
+                    "torch_global": torch.get_rng_state(),
+                    **({"torch_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
         }
 
     def save(self) -> None:
@@ -292,7 +368,9 @@ class Trainer:
         save_checkpoint(self.checkpoint(), self.out / "checkpoint.pt")
 
     def restore(self, path: Path) -> None:
-        stored = torch.load(path, map_location="cpu", weights_only=False)
+        """Continue from a checkpoint written on any device: read onto the CPU (RNG states and centroids live
+        there), copied into the networks and optimisers on this trainer's device by load_state_dict."""
+        stored = load_checkpoint(path, "cpu")
         for name, weights in stored["networks"].items():
             bare(getattr(self, name)).load_state_dict(weights)
         for name, state in stored["optimisers"].items():
@@ -306,13 +384,17 @@ class Trainer:
         self.rng.bit_generator.state = stored["rng"]["numpy"]
         self.torch_rng.set_state(stored["rng"]["torch"])
         torch.set_rng_state(stored["rng"]["torch_global"])
+        if "torch_cuda" in stored["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(stored["rng"]["torch_cuda"], self.device)
+        if stored.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(stored["scaler"])
 
     def sample_grid(self, path: Path) -> None:
         """Rows: x, G_ema(x), G'(G_ema(x)) for a fixed synthetic batch."""
         if self.fixed_synthetic is None:
             count = min(8, self.config.batch_size)
-            self.fixed_synthetic = self.synthetic.render([i % self.config.synthetic_identities for i in range(count)],
-                                                         [0] * count)[0]
+            self.fixed_synthetic = to_device(self.synthetic.render(
+                [i % self.config.synthetic_identities for i in range(count)], [0] * count)[0], self.device)
         with torch.no_grad():
             generated = self.G_ema(self.fixed_synthetic)
             fitting = bare(self.G_prime)
@@ -325,14 +407,14 @@ class Trainer:
 
 
 def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume: bool = False,
-          progress: bool = True) -> Trainer:
-    """Run (or continue) training into `out`; returns the trainer at the end."""
+          progress: bool = True, device: str | torch.device = "auto") -> Trainer:
+    """Run (or continue) training into `out` on `device` (resumes across device types); returns the trainer."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not resume:
         raise UserError(f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out")
-    trainer = Trainer(config, real, pairs, out)
+    trainer = Trainer(config, real, pairs, out, device)
     if resume and checkpoint.exists():
         trainer.restore(checkpoint)
         log.info("resumed at iteration %d", trainer.state.iteration)
@@ -388,9 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "no norm, concatenated skips, dropout after the residual blocks and at generation), "
                              "or with resize-convolutions")
     parser.add_argument("--magnet", action="store_true", help="L_C hinged at zero, as the magnet loss")
+    add_device_arguments(parser, "the preset's: auto for cpu (bf16 where the CPU has it natively), fp32 otherwise")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bf16 autocast on the CPU (default: the preset's; on for cpu, 1.75x faster here)")
+                        help="the older switch: --bf16 = --precision bf16, --no-bf16 = --precision fp32")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--sync-batchnorm", action=argparse.BooleanOptionalAction, default=None,
+                        help="under torchrun: batch-norm statistics of G, G', D over all ranks (SyncBatchNorm)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     if args.data_root:
@@ -398,8 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.environ["FACEBENCH_DATA"] = args.data_root
     stored = args.out / "config.json"
+    precision = precision_from_arguments(args)
     if args.resume and stored.exists():
         config = config_from_dict(json.loads(stored.read_text()))
+        if precision is not None:  # how to compute, not what: a run may resume with another precision
+            config = replace(config, precision=precision)
     else:
         config = PRESETS[args.preset]
         overrides = {k: v for k, v in {"iterations": args.iterations, "seed": args.seed}.items() if v is not None}
@@ -411,15 +499,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["network"] = replace(config.network, **NETWORK_VARIANTS[args.generator_variant])
         if args.identity_network:
             overrides["embedder"] = args.identity_network
-        if args.bf16 is not None:
-            overrides["bf16"] = args.bf16
+        if precision is not None:
+            overrides["precision"] = precision
         if args.channels_last is not None:
             overrides["channels_last"] = args.channels_last
+        if args.sync_batchnorm is not None:
+            overrides["sync_batchnorm"] = args.sync_batchnorm
         config = replace(config, weights=weights, **overrides)
     if args.real is None:
         raise UserError("--real is required: a folder of aligned real faces (python -m generators.real_faces)")
-    trainer = train(config, args.real, args.pairs, args.out, args.resume)
-    print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
+    trainer = train(config, args.real, args.pairs, args.out, args.resume, device=args.device)
+    if trainer.rank == 0:
+        print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
     return 0
 
 
@@ -431,6 +522,8 @@ def config_from_dict(stored: dict) -> TrainConfig:
         stored["identity_loss"] = IdentityLossConfig(**stored["identity_loss"])
     stored["betas"] = tuple(stored["betas"])
     stored["halvings"] = tuple(stored["halvings"])
+    if "bf16" in stored:  # runs before the device policy stored a switch
+        stored["precision"] = "bf16" if stored.pop("bf16") else "fp32"
     return TrainConfig(**stored)
 
 

@@ -52,6 +52,10 @@ from tqdm import tqdm
 from bench.common.atomic import write_json
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
+from bench.common.devices import (
+    add_device_arguments, autocast, build_on, check_precision, grad_scaler, load_checkpoint, precision_from_arguments,
+    resolve_device, configure_device,
+)
 from bench.common.distributed import bare, distributed_rank_and_size
 from recognition.data import (
     FRACTION_BY,
@@ -99,7 +103,7 @@ class TrainConfig:
     decay_steps: int = 80_000
     seed: int = 0
     workers: int = 4  # DataLoader processes decoding and cropping images
-    bf16: bool = False  # bf16 autocast
+    precision: str = "fp32"  # fp32, bf16 autocast, fp16 autocast + loss scaling (bench.common.devices)
     checkpoint_every: int = 1000
     log_every: int = 10
     lfw_split: str = "auto"  # the evaluation protocol (and what the leakage guard checks against)
@@ -116,7 +120,7 @@ PRESETS = {
     # from scratch there are no pretrained layers to protect: one learning rate (68.7% vs 66.7% LFW View 1 for
     # heads at 10x, one seed each, LFW DevTrain + 500 GANFaces identities)
     "cpu": TrainConfig(backbone="resnet18", pretrained="none", iterations=CPU_ITERATIONS, head_learning_rate=0.002,
-                       backbone_learning_rate=0.002, decay_steps=CPU_ITERATIONS, workers=0, bf16=True,
+                       backbone_learning_rate=0.002, decay_steps=CPU_ITERATIONS, workers=0, precision="auto",
                        checkpoint_every=100),
     "smoke": TrainConfig(backbone="test_resnet", pretrained="none", batch_size=8, iterations=4,
                          head_learning_rate=0.01, backbone_learning_rate=0.001, decay_steps=4, workers=0,
@@ -127,6 +131,8 @@ PRESETS = {
 def config_from_dict(stored: dict) -> TrainConfig:
     stored = dict(stored)
     stored["betas"] = tuple(stored["betas"])
+    if "bf16" in stored:  # runs before the device policy stored a switch
+        stored["precision"] = "bf16" if stored.pop("bf16") else "fp32"
     return TrainConfig(**stored)
 
 
@@ -162,13 +168,11 @@ def load_training_sets(config: TrainConfig, rank: int = 0, world: int = 1, root:
     return real, synthetic
 
 
-def training_device() -> torch.device:
-    """The GPU of this process (LOCAL_RANK under torchrun) when there is one, else the CPU."""
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
+def training_device(device: str | torch.device = "auto") -> torch.device:
+    """`--device` resolved (auto: this process's GPU, LOCAL_RANK under torchrun, else the CPU) and made current."""
+    resolved = resolve_device(device)
+    configure_device(resolved)
+    return resolved
 
 
 # ------------------------------------------------------------------------------- learning rates
@@ -204,23 +208,25 @@ class TrainState:
 
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, real: IdentitySet | None = None,
-                 synthetic: IdentitySet | None = None, root: Path | None = None, progress: bool = True):
+                 synthetic: IdentitySet | None = None, root: Path | None = None, progress: bool = True,
+                 device: str | torch.device = "auto"):
         """Sets are read from the config unless given (tests and benchmarks give theirs; the guard still runs)."""
+        self.device = training_device(device)
+        self.precision = check_precision(config.precision, self.device)  # auto resolved for this hardware
         torch.manual_seed(config.seed)
         self.config, self.out = config, Path(out)
-        self.rank, self.world = distributed_rank_and_size()
-        self.device = training_device()
+        self.rank, self.world = distributed_rank_and_size(self.device)
         # cheap refusals first: the guard (names only), then the backbone (unknown name, weights offline)
         if real is None:
             guard_training_sets(config, root)
         else:
             guard_identities(config, real.identities, synthetic.identities if synthetic is not None else None, root)
-        backbone = create_backbone(config.backbone, config.pretrained)
+        backbone = build_on(self.device, create_backbone, config.backbone, config.pretrained)
         if real is None:
             real, synthetic = load_training_sets(config, self.rank, self.world, root, progress)
         self.real, self.synthetic = real, synthetic
-        model = DualHeadRecognizer(backbone, len(real.identities), len(synthetic.identities) if synthetic else 0)
-        model.to(self.device)
+        model = build_on(self.device, DualHeadRecognizer, backbone, len(real.identities),
+                         len(synthetic.identities) if synthetic else 0)
         self.model = model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -231,6 +237,7 @@ class Trainer:
                                           weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimiser,
                                                                 config.decay_rate ** (1 / config.decay_steps))
+        self.scaler = grad_scaler(self.device, self.precision)  # passes through unless fp16
         self.batches = MixedBatches(real, synthetic, config.batch_size, config.synthetic_share, config.seed,
                                     self.rank, self.world)
         self.state = TrainState()
@@ -249,7 +256,7 @@ class Trainer:
             workers = self.config.workers
             loader = DataLoader(self.batches, batch_size=None, sampler=range(self.state.iteration, sys.maxsize),
                                 num_workers=workers, generator=torch.Generator().manual_seed(self.config.seed),
-                                prefetch_factor=4 if workers else None)
+                                prefetch_factor=4 if workers else None, pin_memory=self.device.type == "cuda")
             self._iterator = iter(loader)  # own generator: the global RNG (dropout) is left alone
         return next(self._iterator)
 
@@ -258,10 +265,11 @@ class Trainer:
 
     def objective(self, batch: MixedBatch) -> dict[str, torch.Tensor]:
         """The dual-softmax loss of one batch (`loss`, `ce_real`, `ce_synthetic`) and the heads' accuracies."""
-        images = network_input(torch.cat([batch.real, batch.synthetic])).to(self.device)
-        real_labels = batch.real_labels.to(self.device)
-        synthetic_labels = batch.synthetic_labels.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+        non_blocking = self.device.type == "cuda"  # from pinned memory
+        images = network_input(torch.cat([batch.real, batch.synthetic])).to(self.device, non_blocking=non_blocking)
+        real_labels = batch.real_labels.to(self.device, non_blocking=non_blocking)
+        synthetic_labels = batch.synthetic_labels.to(self.device, non_blocking=non_blocking)
+        with autocast(self.device, self.precision):
             real_logits, synthetic_logits = self.model(images, len(batch.real))
         total, real, synthetic = dual_softmax_loss(real_logits, real_labels, synthetic_logits, synthetic_labels,
                                                    self.config.synthetic_weight)
@@ -273,15 +281,21 @@ class Trainer:
         return terms
 
     def step(self) -> dict[str, float]:
-        """One iteration: forward both sets through the backbone, each to its head, one Adam step."""
+        """One iteration: forward both sets through the backbone, each to its head, one Adam step. Logs the
+        seconds spent waiting for the loader (`data_seconds`) and computing (`compute_seconds`)."""
         self.model.train()
-        terms = self.objective(self.next_batch())
+        started = time.perf_counter()
+        batch = self.next_batch()
+        computing = time.perf_counter()
+        terms = self.objective(batch)
         self.optimiser.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        self.optimiser.step()
+        self.scaler.scale(terms["loss"]).backward()
+        self.scaler.step(self.optimiser)
+        self.scaler.update()
         self.scheduler.step()
         self.state.iteration += 1
-        logs = {name: value.item() for name, value in terms.items()}
+        logs = {name: value.item() for name, value in terms.items()}  # .item() waits for the device
+        logs["data_seconds"], logs["compute_seconds"] = computing - started, time.perf_counter() - computing
         logs["lr_backbone"], logs["lr_heads"] = self.scheduler.get_last_lr()
         return logs
 
@@ -291,6 +305,7 @@ class Trainer:
             "config": asdict(self.config), "state": asdict(self.state), "identities": self.identities,
             "model": bare(self.model).state_dict(),
             "optimiser": self.optimiser.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),  # {} unless fp16
             "rng": {"torch_global": torch.get_rng_state(),  # dropout
                     **({"torch_cuda": torch.cuda.get_rng_state()} if self.device.type == "cuda" else {})},
         }
@@ -301,7 +316,7 @@ class Trainer:
         save_checkpoint(self.checkpoint(), self.out / "checkpoint.pt")
 
     def restore(self, path: Path) -> None:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
+        stored = load_checkpoint(path, "cpu", weights_only=True)  # any device's; copied onto ours below
         if stored["identities"] != self.identities:
             raise UserError(f"{path} was trained on other identities than the sets give now (the data changed since "
                             "the run started); restore the data or start a new run in another --out")
@@ -312,11 +327,14 @@ class Trainer:
         torch.set_rng_state(stored["rng"]["torch_global"])
         if "torch_cuda" in stored["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(stored["rng"]["torch_cuda"])
+        if stored.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(stored["scaler"])
         self.close()
 
 
 def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True,
-          real: IdentitySet | None = None, synthetic: IdentitySet | None = None, root: Path | None = None) -> Trainer:
+          real: IdentitySet | None = None, synthetic: IdentitySet | None = None, root: Path | None = None,
+          device: str | torch.device = "auto") -> Trainer:
     """Run (or continue) training into `out`, then evaluate (rank 0); returns the trainer at the end."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -324,7 +342,7 @@ def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool =
     if checkpoint.exists() and not resume:
         raise UserError(f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, "
                         "or choose another --out")
-    trainer = Trainer(config, out, real, synthetic, root, progress)
+    trainer = Trainer(config, out, real, synthetic, root, progress, device)
     if resume and checkpoint.exists():
         trainer.restore(checkpoint)
         log.info("resumed at iteration %d", trainer.state.iteration)
@@ -378,7 +396,7 @@ def config_from_arguments(args: argparse.Namespace) -> TrainConfig:
               "pretrained": args.pretrained, "iterations": args.iterations, "batch_size": args.batch_size,
               "seed": args.seed, "synthetic_weight": args.synthetic_weight, "synthetic_share": args.synthetic_share,
               "head_learning_rate": args.head_lr, "backbone_learning_rate": args.backbone_lr, "workers": args.workers,
-              "lfw_split": args.lfw_split, "ijba": args.ijba, "bf16": args.bf16}
+              "lfw_split": args.lfw_split, "ijba": args.ijba, "precision": precision_from_arguments(args)}
     for option in ("head_lr", "backbone_lr"):
         if getattr(args, option) is not None and getattr(args, option) <= 0:
             raise UserError(f"--{option.replace('_', '-')} must be positive, not {getattr(args, option)}")
@@ -432,8 +450,9 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="evaluation protocol; auto = View 1 for LFW training people, else 10 folds")
     parser.add_argument("--ijba", help="IJB-A protocol folder to evaluate on after training")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    add_device_arguments(parser, "the preset's: auto for cpu (bf16 where the CPU has it natively), fp32 otherwise")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bf16 autocast (default: the preset's; on for cpu)")
+                        help="the older switch: --bf16 = --precision bf16, --no-bf16 = --precision fp32")
     return parser
 
 
@@ -445,10 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stored = args.out / "config.json"
     if args.resume and stored.exists():
         config = config_from_dict(json.loads(stored.read_text()))
-        log.info("resuming with the run's config.json (options other than --out are ignored)")
+        log.info("resuming with the run's config.json (options other than --out, --device, --precision are ignored)")
+        if precision_from_arguments(args) is not None:  # how to compute, not what
+            config = replace(config, precision=precision_from_arguments(args))
     else:
         config = config_from_arguments(args)
-    trainer = train(config, args.out, args.resume)
+    trainer = train(config, args.out, args.resume, device=args.device)
     if trainer.rank == 0:
         print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
         if trainer.results is not None:

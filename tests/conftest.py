@@ -9,6 +9,50 @@ import pytest
 from bench.common.datasets import data_root as resolve_data_root
 
 
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests run only where CUDA is usable; elsewhere they are skipped and say why."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = pytest.mark.skip(reason=f"needs a CUDA GPU: torch {torch.__version__} sees none on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(reason)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """A pretend GPU, cuda:0, for tests that must fail on a device mistake on a machine without one.
+
+    Inside torch's FakeTensorMode tensors and modules created on "cuda" carry the device but no data, forward
+    passes check devices as on a GPU ("Expected all tensors to be on the same device"), and CPU tensors made
+    by forgotten `.to(device)` calls stay on the CPU. the device policy's CUDA queries are patched so it
+    accepts `--device cuda` (not torch.cuda's own: its RNG would then be asked for); backward and data-dependent values (.item()) do not work here, so
+    these tests cover forward paths and backward stays tested on the CPU.
+    """
+    import gc
+
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from bench.common import devices
+
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    flags = [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32"),
+             (torch.backends.cudnn, "benchmark")]
+    before = [getattr(module, flag) for module, flag in flags]
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            yield torch.device("cuda", 0)
+            gc.collect()  # fake tensors die inside their mode (freed outside it, they can crash the interpreter)
+    finally:  # the backend switches configure_device sets, as they were
+        for (module, flag), value in zip(flags, before):
+            setattr(module, flag, value)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Embedding caches of the test session go to a temporary folder, never the user's."""

@@ -7,19 +7,25 @@ import os
 import torch
 
 
-def distributed_rank_and_size() -> tuple[int, int]:
-    """(rank, world size); initialises torch.distributed when launched by torchrun (gloo on CPU, nccl on GPUs).
+def distributed_rank_and_size(device: torch.device | None = None) -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed when launched by torchrun: nccl when the process
+    trains on a GPU, gloo on the CPU. `device` is the process's device (bench.common.devices.resolve_device);
+    None means LOCAL_RANK's GPU when CUDA exists, as before the device policy.
 
-    With nccl each process must own its GPU before the process group exists (collectives run on the
-    current device), so LOCAL_RANK picks it first.
+    With nccl each process must own its GPU before the process group exists (collectives and NCCL's
+    communicator run on the current device; otherwise every rank piles onto GPU 0 or hangs), so the
+    device is made current first and handed to the process group.
     """
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-            dist.init_process_group("nccl")
+        if device is None:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
         else:
             dist.init_process_group("gloo")
     return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)

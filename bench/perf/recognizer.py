@@ -30,9 +30,9 @@ from recognition.train import PRESETS, Trainer
 
 VARIANTS = {
     "paper": ("paper", {"pretrained": "none"}),
-    "paper-bf16": ("paper", {"pretrained": "none", "bf16": True}),
+    "paper-bf16": ("paper", {"pretrained": "none", "precision": "bf16"}),
     "cpu": ("cpu", {}),
-    "cpu-fp32": ("cpu", {"bf16": False}),
+    "cpu-fp32": ("cpu", {"precision": "fp32"}),
 }
 
 
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trainer.close()
             images_per_second = config.batch_size / seconds
             rows.append({"variant": variant, "backbone": config.backbone, "input": "96x96",
-                         "bf16": config.bf16, "batch": config.batch_size, "parameters_M": parameters,
+                         "precision": config.precision, "batch": config.batch_size, "parameters_M": parameters,
                          "seconds_per_iteration": seconds, "images_per_second": images_per_second,
                          "images_per_second_best": config.batch_size / best,
                          "preset_iterations": config.iterations,

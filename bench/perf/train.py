@@ -37,8 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for preset in args.presets.split(","):
         if preset not in PRESETS:
             raise UserError(f"--presets: unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-        variants = [("fp32", {"bf16": False}), ("bf16 autocast", {"bf16": True}),
-                    ("fp32 channels-last", {"bf16": False, "channels_last": True})]
+        variants = [("fp32", {"precision": "fp32"}), ("bf16 autocast", {"precision": "bf16"}),
+                    ("fp32 channels-last", {"precision": "fp32", "channels_last": True})]
         variants += [(f"C = {name}", {"embedder": name}) for name in filter(None, args.identity_networks.split(","))]
         for variant, options in variants:
             config = replace(PRESETS[preset], **options)
@@ -46,14 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trainer = Trainer(config, args.real, args.pairs, Path(scratch))
                 trainer.step()  # warm-up
                 started = time.perf_counter()
-                first = None
+                first, waited = None, 0.0
                 for _ in range(args.iterations):
                     logs = trainer.step()
-                    first = first or logs
+                    first, waited = first or logs, waited + logs["data_seconds"]
                 seconds = (time.perf_counter() - started) / args.iterations
-            rows.append({"preset": preset, "variant": variant, "C": config.embedder, "bf16": config.bf16,
+            rows.append({"preset": preset, "variant": variant, "identity_network": config.embedder, "precision": config.precision,
                          "image_size": config.network.image_size,
                          "batch": config.batch_size, "seconds_per_iteration": seconds,
+                         "data_seconds": waited / args.iterations,
                          "G": first["G"], "cyc": first["cyc"], "C": first.get("C", float("nan"))})
             print(rows[-1], flush=True)
     command = (f"python -m bench.perf.train --real {args.real} --pairs {args.pairs} --iterations {args.iterations} "

@@ -344,3 +344,18 @@ def test_command_line_learning_rates_follow_the_initialisation():
     assert rates("--head-lr", "0.004", "--backbone-lr", "0.0004") == (0.0004, 0.004)
     with pytest.raises(UserError, match="--head-lr must be positive"):
         rates("--head-lr", "0")
+
+
+def test_the_recognizer_step_forward_runs_on_the_gpu(sets, tmp_path, fake_cuda):
+    """Backbone, heads, the loader's batch and the labels on cuda:0 (a fake GPU: a forgotten move fails here)."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    real, synthetic = sets
+    trainer = Trainer(SMOKE, tmp_path, real, synthetic, progress=False, device="cuda")
+    assert {p.device for p in trainer.model.parameters()} == {fake_cuda}
+    with unset_fake_temporarily():  # decoding and cropping are CPU work
+        batch = trainer.next_batch()
+        trainer.close()
+    terms = trainer.objective(batch)
+    assert {t.device for t in terms.values()} == {fake_cuda}
+    assert terms["loss"].shape == ()
