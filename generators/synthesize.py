@@ -114,6 +114,9 @@ class Synthesizer:
         self.seconds["render"] += time.perf_counter() - started
         rows, embeddings, archive_entries = [], [], []
         scale = config.output_size / self.translator.image_size
+        # a G that keeps dropout on at generation (the reference's) draws from torch's RNG: seed it per
+        # chunk, so a chunk comes out the same whether it runs first or after a resume
+        torch.manual_seed(config.seed * 1_000_003 + chunk)
         for start in range(0, len(samples), config.batch_size):
             batch = samples[start : start + config.batch_size]
             started = time.perf_counter()

@@ -1,7 +1,7 @@
 """A trained translator, frozen for synthesis: G's EMA weights, G' and D_R from a generators.train checkpoint."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,13 +24,15 @@ class Translator:
     digest: str
 
 
-def save_untrained_translator(path: Path, preset: str = "smoke", seed: int = 0) -> Path:
+def save_untrained_translator(path: Path, preset: str = "smoke", seed: int = 0, variant: str = "project") -> Path:
     """A checkpoint in generators.train's format with seeded random weights: for tests and speed benchmarks,
-    where what G learnt does not matter."""
+    where what G learnt does not matter. `variant`: a `NETWORK_VARIANTS` name for G and G'."""
+    from generators.networks import NETWORK_VARIANTS
     from generators.train import PRESETS as TRAIN_PRESETS
 
     torch.manual_seed(seed)
     config = TRAIN_PRESETS[preset]
+    config = replace(config, network=replace(config.network, **NETWORK_VARIANTS[variant]))
     G = make_generator(config.network)
     networks = {"G": G.state_dict(), "G_ema": G.state_dict(), "G_prime": make_fitting_network(config.network).state_dict(),
                 "D_real": BeganDiscriminator(config.network).state_dict()}
