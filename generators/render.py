@@ -30,7 +30,7 @@ from recognition.faces.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.model import MorphableModel, load_model
 from generators.morphable.render import FaceRenderer, batch_from_samples
-from generators.morphable.sampling import sample_identity, sample_image
+from generators.morphable.sampling import POSE_DISTRIBUTIONS, sample_identity, sample_image, sampling_config
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class RenderConfig:
     model: str = "ict"  # a 3DMM file, or "ict" for the ICT model in the data root
     model_format: str | None = None
     keep_triangles: float = 0.3  # decimation: 30% of the ICT mesh's triangles look the same at 108x108
+    pose: str = "wide"  # pose distribution (generators.morphable.sampling.POSE_DISTRIBUTIONS)
 
 
 PRESETS = {
@@ -72,10 +73,11 @@ def load_render_model(config: RenderConfig) -> MorphableModel:
 def _batches(model: MorphableModel, config: RenderConfig, todo: Sequence[int]) -> Iterator[list[tuple]]:
     """Groups of (identity sample, image sample) of at most batch_size, identities in order."""
     batch: list[tuple] = []
+    sampling = sampling_config(config.pose)
     for identity in todo:
         person = sample_identity(model, config.seed, identity)
         for image in range(config.per_identity):
-            batch.append((person, sample_image(model, config.seed, identity, image)))
+            batch.append((person, sample_image(model, config.seed, identity, image, sampling)))
             if len(batch) == config.batch_size:
                 yield batch
                 batch = []
@@ -147,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identities", type=int)
     parser.add_argument("--per-identity", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS), help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--format", dest="image_format", choices=("png", "jpg"))
     parser.add_argument("--model", help="3DMM file or folder (default: the ICT model in the data root)")

@@ -55,7 +55,7 @@ class SyntheticStream:
 
     def __init__(self, config: TrainConfig):
         from generators.morphable.render import FaceRenderer, batch_from_samples
-        from generators.morphable.sampling import sample_identity, sample_image
+        from generators.morphable.sampling import sample_identity, sample_image, sampling_config
         from generators.render import RenderConfig, load_render_model
 
         self.config = config
@@ -64,6 +64,7 @@ class SyntheticStream:
         self.renderer = FaceRenderer(self.model, self.geometry, config.batch_size)
         self._batch, self._identity, self._image = batch_from_samples, sample_identity, sample_image
         self._people: dict[int, object] = {}
+        self.sampling = sampling_config(config.pose)
 
     def render(self, labels: list[int], images: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Image `images[i]` of identity `labels[i]` for each i, in [-1, 1], and the labels as a tensor."""
@@ -74,6 +75,6 @@ class SyntheticStream:
                 if len(self._people) > 4096:
                     self._people.clear()
                 self._people[identity] = self._identity(self.model, config.seed, identity)
-            samples.append((self._people[identity], self._image(self.model, config.seed, identity, image)))
+            samples.append((self._people[identity], self._image(self.model, config.seed, identity, image, self.sampling)))
         rendered, _ = self.renderer.render(self._batch(self.model, samples))
         return torch.from_numpy(rendered.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2), torch.tensor(labels)

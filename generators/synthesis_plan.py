@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from PIL import Image
 
 from bench.common.atomic import atomic_path, write_json, write_text
 from bench.common.cli import UserError
+from bench.common.devices import cpu_has_native_bf16
 
 
 LAYOUTS = ("folder", "webdataset")
@@ -38,8 +39,10 @@ class SynthesisConfig:
     scores: bool = True
     embedder: str = "dlib-resnet"  # C, for centroid_distance
     layout: str = "folder"
+    pose: str = "wide"  # pose distribution of the renders (generators.morphable.sampling.POSE_DISTRIBUTIONS)
     images_per_tar: int = 1000  # webdataset: images per tar (whole identities)
-    bf16: bool = True  # autocast for G, G', D_R on the CPU
+    # autocast for G, G', D_R on the CPU, where it is native (emulated bf16 is ~20x slower: bench.common.devices)
+    bf16: bool = field(default_factory=cpu_has_native_bf16)
     channels_last: bool = False
     model: str = "ict"
     model_format: str | None = None

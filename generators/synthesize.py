@@ -48,6 +48,7 @@ from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig
     image_name, merge, parse_shard, part_path, read_config, tar_path, wds_key,
 )
 from generators.identity_view import network_view
+from generators.morphable.sampling import POSE_DISTRIBUTIONS
 from generators.translator import Translator, load_translator, save_untrained_translator  # noqa: F401
 from recognition.faces.align import CropGeometry
 
@@ -104,12 +105,13 @@ class Synthesizer:
     def run_chunk(self, chunk: int, identities: range) -> pd.DataFrame:
         """Compute one chunk in its fixed batches, write its images, then its part table (the done marker)."""
         from generators.morphable.render import batch_from_samples
-        from generators.morphable.sampling import sample_identity, sample_image
+        from generators.morphable.sampling import sample_identity, sample_image, sampling_config
 
         config, out = self.config, self.out
         started = time.perf_counter()
         people = {i: sample_identity(self.model, config.seed, i) for i in identities}
-        samples = [(people[i], sample_image(self.model, config.seed, i, j))
+        sampling = sampling_config(config.pose)
+        samples = [(people[i], sample_image(self.model, config.seed, i, j, sampling))
                    for i in identities for j in range(config.per_identity)]
         self.seconds["render"] += time.perf_counter() - started
         rows, embeddings, archive_entries = [], [], []
@@ -255,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identities", type=int)
     parser.add_argument("--per-identity", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS), help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--output-size", type=int)
     parser.add_argument("--format", dest="image_format", choices=("jpg", "png"))

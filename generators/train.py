@@ -52,6 +52,7 @@ from generators.curves import plot_training_curves
 from generators.diagnostics import gradient_shares
 from generators.identity_stream import IdentityStream
 from generators.identity_view import IdentityView
+from generators.morphable.sampling import POSE_DISTRIBUTIONS
 from generators.streams import FolderImages, SyntheticStream, pair_folders
 from recognition.faces.real_faces import list_face_images
 
@@ -81,6 +82,7 @@ class TrainConfig:
     identity_crop: float = 96 / 108  # C sees a random 96x96 crop of 108x108, rotated (+-rotation) and flipped
     identity_rotation_deg: float = 10.0
     embedder: str = "dlib-resnet"  # C: any registered embedder with a crop (--identity-network)
+    pose: str = "wide"  # pose distribution of the renders (generators.morphable.sampling.POSE_DISTRIBUTIONS)
     seed: int = 0
     checkpoint_every: int = 1000
     sample_every: int = 1000
@@ -465,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identity-network", metavar="EMBEDDER",
                         help="C, the face network of L_C: openface-nn4 (the paper's NN4), dlib-resnet, sface, ... "
                              "(default: the preset's; python -m bench.data check lists the networks)")
+    parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS), help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
     parser.add_argument("--generator-variant", choices=sorted(NETWORK_VARIANTS), default=None,
                         help="G and G' as this project builds them (default), as the authors' code does (reference: "
                              "no norm, concatenated skips, dropout after the residual blocks and at generation), "
@@ -497,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["identity_loss"] = replace(identity_loss, hinge=True) if args.magnet else identity_loss
         if args.generator_variant:
             overrides["network"] = replace(config.network, **NETWORK_VARIANTS[args.generator_variant])
+        if args.pose:
+            overrides["pose"] = args.pose
         if args.identity_network:
             overrides["embedder"] = args.identity_network
         if precision is not None:

@@ -48,6 +48,25 @@ class SamplingConfig:
     distance_range_mm: tuple[float, float] = (450.0, 1500.0)
 
 
+# Pose distributions by name (`--pose`). `wide` covers what the paper's figures show (yaw up to +-75
+# degrees, 40% of images uniform over that range). `lfw` matches the pose of LFW photos: yaw, pitch and
+# roll of the 3DMM fits of 2,400 LFW DevTrain photos (`python -m generators.pose --pairs runs/pairs`,
+# results/pose/): yaw std 11.3 deg, |yaw| 99th percentile 27 deg and max 34; pitch std 7.6; roll, left
+# after the 5-point alignment both domains share, std 1.7 (the renders are aligned the same way).
+POSE_DISTRIBUTIONS: dict[str, dict] = {
+    "wide": {},
+    "lfw": {"yaw_frontal_std_deg": 11.3, "yaw_uniform_probability": 0.0, "yaw_max_deg": 35.0,
+            "pitch_std_deg": 7.6, "pitch_max_deg": 25.0},
+}
+
+
+def sampling_config(pose: str) -> SamplingConfig:
+    """The sampling configuration of a named pose distribution (`POSE_DISTRIBUTIONS`)."""
+    if pose not in POSE_DISTRIBUTIONS:
+        raise ValueError(f"pose distribution {pose!r}: choose from {', '.join(POSE_DISTRIBUTIONS)}")
+    return SamplingConfig(**POSE_DISTRIBUTIONS[pose])
+
+
 @dataclass
 class IdentitySample:
     index: int
