@@ -25,6 +25,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -122,10 +124,34 @@ def _pairs(preset: RunPreset, root: Path | None) -> Callable[[Path], dict]:
     return run
 
 
-def _translator(preset: RunPreset, synth: str, seed: int, real: Stage, pairs: Stage | None) -> Callable[[Path], dict]:
+ABLATION_FLAGS = {"use_identity": "--no-identity", "use_pair": "--no-pair", "use_cycle": "--no-cycle"}
+
+
+def distributed_command(gpus: int, module: str, arguments: Sequence[str]) -> list[str]:
+    """`module` under torch's elastic launcher, one process per GPU on this machine (torchrun --standalone):
+    each process takes its GPU from LOCAL_RANK (bench.common.devices) and rank 0 writes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", "-m", module,
+            *map(str, arguments)]
+
+
+def launch(command: list[str], stage: str) -> None:
+    log.info("%s: %s", stage, " ".join(command))
+    if subprocess.run(command).returncode != 0:
+        raise UserError(f"{stage}: the distributed run failed (command above; re-run bench.run to resume)")
+
+
+def _translator(preset: RunPreset, synth: str, seed: int, real: Stage, pairs: Stage | None,
+                gpus: int = 0) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from generators.train import PRESETS, train
 
+        if gpus > 1:
+            flags = [ABLATION_FLAGS[name] for name, on in ABLATIONS[synth].items() if not on]
+            launch(distributed_command(gpus, "generators.train", [
+                "--preset", preset.translator, "--seed", seed, "--real", real.folder / "faces",
+                *(["--pairs", pairs.folder / "pairs"] if pairs else []), "--out", folder / "run",
+                *(["--resume"] if (folder / "run" / "checkpoint.pt").exists() else []), *flags]), "translator")
+            return {"run": "run", "iterations": PRESETS[preset.translator].iterations, "gpus": gpus}
         config = PRESETS[preset.translator]
         config = replace(config, seed=seed, weights=replace(config.weights, **ABLATIONS[synth]))
         trainer = train(config, real.folder / "faces", pairs.folder / "pairs" if pairs else None, folder / "run",
@@ -137,9 +163,15 @@ def _translator(preset: RunPreset, synth: str, seed: int, real: Stage, pairs: St
     return run
 
 
-def _ganfaces(preset: RunPreset, translator: Stage) -> Callable[[Path], dict]:
+def _ganfaces(preset: RunPreset, translator: Stage, gpus: int = 0) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from generators.synthesize import PRESETS, synthesize
+
+        if gpus > 1:  # ranks take shards of the identities, rank 0 merges (generators.synthesize)
+            launch(distributed_command(gpus, "generators.synthesize", [
+                "--generator", translator.folder / "run", "--preset", preset.synthesis, "--also-renders",
+                "--out", folder / "ganfaces"]), "ganfaces")
+            return {"images": "ganfaces/ganfaces", "renders": "ganfaces/renders", "gpus": gpus}
 
         summary = synthesize(replace(PRESETS[preset.synthesis], also_renders=True), translator.folder / "run",
                              folder / "ganfaces")
@@ -162,12 +194,19 @@ def _renders(preset: RunPreset) -> Callable[[Path], dict]:
 
 
 def _recognizer(preset: RunPreset, real: float, seed: int, real_faces: Stage,
-                synthetic: Stage | None) -> Callable[[Path], dict]:
+                synthetic: Stage | None, gpus: int = 0) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from recognition.train import PRESETS, train
 
         images = None if synthetic is None else synthetic.folder / json.loads(
             (synthetic.folder / MARKER).read_text())["outputs"]["images"]
+        if gpus > 1:
+            launch(distributed_command(gpus, "recognition.train", [
+                "--preset", preset.recognizer, "--real-set", real_faces.folder / "faces", "--lfw-split", "view1",
+                "--real", real, "--seed", seed, "--no-eval", *(["--synth", images] if images is not None else []),
+                "--out", folder / "run", *(["--resume"] if (folder / "run" / "checkpoint.pt").exists() else [])]),
+                "recognizer")
+            return {"run": "run", "iterations": PRESETS[preset.recognizer].iterations, "gpus": gpus}
         # the aligned LFW training people of the real_faces stage; evaluated on View 1 (never their names)
         config = replace(PRESETS[preset.recognizer], real_set=str(real_faces.folder / "faces"), lfw_split="view1",
                          real_fraction=real, seed=seed, evaluate=False,
@@ -192,12 +231,15 @@ def _evaluation(recognizer: Stage, root: Path | None) -> Callable[[Path], dict]:
 
 
 def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path, root: Path | None = None,
-                synth_seed: int | None = None) -> list[Stage]:
+                synth_seed: int | None = None, gpus: int = 0) -> list[Stage]:
     """The stages of one run, in order, each keyed by its configuration and its inputs' keys.
 
     `seed` seeds the recognizer; `synth_seed` (default: `seed`) the translator, so several recognizer
     seeds can share one GANFaces set and their spread measures the recognizer's variance alone.
+    `gpus` > 1 launches the two trainers and synthesis under torchrun; the trainers' keys then include
+    the number of processes, since data-parallel training on N GPUs sees N batches per iteration.
     """
+    parallel = {"gpus": gpus} if gpus > 1 else {}
     synth_seed = seed if synth_seed is None else synth_seed
     preset = RUN_PRESETS[preset_name]
     stages: list[Stage] = []
@@ -207,16 +249,18 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     if synth.startswith("ganfaces"):
         pairs = None if synth == "ganfaces-no-ldp" else Stage("pairs", {"preset": preset.pairs}, _pairs(preset, root))
         translator = Stage("translator", {"preset": preset.translator, "synth": synth, "seed": synth_seed,
-                                          "real_faces": real_faces.key, "pairs": pairs.key if pairs else None},
-                           _translator(preset, synth, synth_seed, real_faces, pairs))
-        synthetic = Stage("ganfaces", {"preset": preset.synthesis, "translator": translator.key}, _ganfaces(preset, translator))
+                                          "real_faces": real_faces.key, "pairs": pairs.key if pairs else None, **parallel},
+                           _translator(preset, synth, synth_seed, real_faces, pairs, gpus))
+        synthetic = Stage("ganfaces", {"preset": preset.synthesis, "translator": translator.key},
+                          _ganfaces(preset, translator, gpus))
         stages += [s for s in (pairs, translator, synthetic) if s is not None]
     elif synth == "3dmm":
         synthetic = Stage("renders", {"preset": preset.synthesis}, _renders(preset))
         stages.append(synthetic)
     recognizer = Stage("recognizer", {"preset": preset.recognizer, "real": real, "seed": seed, "synth": synth,
-                                      "real_faces": real_faces.key, "synthetic": synthetic.key if synthetic else None},
-                       _recognizer(preset, real, seed, real_faces, synthetic))
+                                      "real_faces": real_faces.key, "synthetic": synthetic.key if synthetic else None,
+                                      **parallel},
+                       _recognizer(preset, real, seed, real_faces, synthetic, gpus))
     evaluation = Stage("evaluation", {"recognizer": recognizer.key, "lfw": "view1"}, _evaluation(recognizer, root))
     stages += [recognizer, evaluation]
     for stage in stages:
@@ -271,16 +315,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the translator's seed, to share one GANFaces set across recognizer seeds (default: --seed)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--plan", action="store_true", help="print the plan and stop")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="GPUs on this machine: more than 1 runs the trainers and synthesis under torchrun, one "
+                             "process per GPU (0 or 1: one process, on the GPU when there is one)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     if args.real not in REAL_FRACTIONS:
         raise UserError(f"--real {args.real}: choose one of {', '.join(map(str, REAL_FRACTIONS))}")
     if args.synth not in SYNTHETIC_SETS:
         raise UserError(f"--synth {args.synth}: choose one of {', '.join(SYNTHETIC_SETS)}")
+    if args.gpus < 0:
+        raise UserError(f"--gpus {args.gpus}: give a count of GPUs (0 for none)")
     if args.data_root:
         os.environ["FACEBENCH_DATA"] = args.data_root
     root = data_root()
-    stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out, synth_seed=args.synth_seed)
+    stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out, synth_seed=args.synth_seed,
+                         gpus=args.gpus)
     table = plan_table(stages, args.preset)
     total = sum(RUN_PRESETS[args.preset].seconds.get(s.name, 0) for s in stages if not s.done)
     seeds = f"seed {args.seed}" + ("" if args.synth_seed is None else f", synth seed {args.synth_seed}")

@@ -81,3 +81,46 @@ def test_missing_data_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEBENCH_DATA", "restored after the test")  # main() sets it from --data-root
     with pytest.raises(UserError, match="lacks what the pipeline needs"):
         main(["--preset", "smoke", "--synth", "none", "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path)])
+
+
+def test_gpus_launch_the_trainers_and_synthesis_under_torchrun(tmp_path, monkeypatch):
+    """--gpus 2: each parallel stage becomes one torchrun command with the stage's own arguments (the
+    ablation's switch, --resume when a checkpoint exists); the trainers' keys record the process count."""
+    import subprocess
+
+    from bench import run as bench_run
+
+    commands = []
+    monkeypatch.setattr(bench_run.subprocess, "run", lambda command: commands.append(command) or
+                        subprocess.CompletedProcess(command, 0))
+    single = {s.name: s for s in bench_run.plan_stages("cpu", 0.5, "ganfaces-no-lc", 0, tmp_path)}
+    stages = {s.name: s for s in bench_run.plan_stages("cpu", 0.5, "ganfaces-no-lc", 0, tmp_path, gpus=2)}
+    assert stages["translator"].key != single["translator"].key and stages["real_faces"].key == single["real_faces"].key
+    (stages["translator"].folder / "run").mkdir(parents=True)
+    (stages["translator"].folder / "run" / "checkpoint.pt").write_bytes(b"")
+    stages["translator"].run(stages["translator"].folder)
+    stages["ganfaces"].run(stages["ganfaces"].folder)
+    stages["ganfaces"].folder.mkdir(parents=True, exist_ok=True)
+    (stages["ganfaces"].folder / "stage.json").write_text('{"outputs": {"images": "ganfaces/ganfaces"}}')
+    stages["recognizer"].run(stages["recognizer"].folder)
+    modules = [c[c.index("-m", 3) + 1] for c in commands]
+    assert modules == ["generators.train", "generators.synthesize", "recognition.train"]
+    for command in commands:
+        assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    translator, _, recognizer = commands
+    assert "--no-identity" in translator and "--resume" in translator and "--no-pair" not in translator
+    assert recognizer[recognizer.index("--synth") + 1] == str(stages["ganfaces"].folder / "ganfaces/ganfaces")
+    assert recognizer[recognizer.index("--real") + 1] == "0.5" and "--resume" not in recognizer
+
+
+def test_a_failed_distributed_stage_is_a_clear_error(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench import run as bench_run
+
+    monkeypatch.setattr(bench_run.subprocess, "run", lambda command: subprocess.CompletedProcess(command, 1))
+    stages = {s.name: s for s in bench_run.plan_stages("cpu", 1.0, "ganfaces", 0, tmp_path, gpus=4)}
+    with pytest.raises(UserError, match="translator: the distributed run failed"):
+        stages["translator"].run(stages["translator"].folder)
+    with pytest.raises(UserError, match="--gpus -1"):
+        bench_run.main(["--gpus", "-1", "--plan", "--out", str(tmp_path)])
