@@ -120,7 +120,7 @@ def to_uint8(images: torch.Tensor, size: int) -> np.ndarray:
     images = images.float()
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 # ------------------------------------------------------------------------------------------- merging

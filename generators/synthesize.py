@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_json, write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.devices import autocast, build_on, configure_device, resolve_device, to_device
 from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig, merge: this command's public names)
     LAYOUTS, PRESETS, SCORE_COLUMNS, SynthesisConfig, add_to_tar, encode_image, to_uint8, write_bytes, chunk_ranges,
     image_name, merge, parse_shard, part_path, read_config, tar_path, wds_key,
@@ -59,11 +60,12 @@ log = logging.getLogger(__name__)
 class Synthesizer:
     """Render, translate, score and write chunks; keeps a running split of where the time goes."""
 
-    def __init__(self, config: SynthesisConfig, translator: Translator, out: Path):
+    def __init__(self, config: SynthesisConfig, translator: Translator, out: Path,
+                 device: torch.device = torch.device("cpu")):
         from generators.morphable.render import FaceRenderer
         from generators.render import RenderConfig, load_render_model
 
-        self.config, self.translator, self.out = config, translator, Path(out)
+        self.config, self.translator, self.out, self.device = config, translator, Path(out), device
         self.model = load_render_model(RenderConfig(model=config.model, model_format=config.model_format,
                                                     keep_triangles=config.keep_triangles))
         self.renderer = FaceRenderer(self.model, CropGeometry(translator.image_size, 0.25), config.batch_size)
@@ -71,17 +73,17 @@ class Synthesizer:
         if config.scores:
             from recognition.embedders import get_embedder
 
-            self.embedder = get_embedder(config.embedder).eval().requires_grad_(False)
+            self.embedder = build_on(device, get_embedder, config.embedder).eval().requires_grad_(False)
         if config.channels_last:
             for network in (translator.G, translator.G_prime, translator.D_real):
                 network.to(memory_format=torch.channels_last)
         self.seconds = {"render": 0.0, "G": 0.0, "scores": 0.0, "write": 0.0}
 
     def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16)
+        return autocast(self.device, "bf16" if self.config.bf16 else "fp32")
 
     def _translate(self, rendered: np.ndarray) -> dict[str, torch.Tensor]:
-        x = torch.from_numpy(rendered).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = to_device(torch.from_numpy(rendered), self.device).permute(0, 3, 1, 2).float() / 127.5 - 1
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         started = time.perf_counter()
@@ -95,10 +97,10 @@ class Synthesizer:
                 with self._autocast():
                     reconstructed = self.translator.D_real(generated)
                     cycled = self.translator.G_prime(generated)
-                result["d_error"] = (reconstructed.float() - generated.float()).abs().mean((1, 2, 3))
-                result["cycle_error"] = (cycled.float() - x).abs().mean((1, 2, 3))
+                result["d_error"] = (reconstructed.float() - generated.float()).abs().mean((1, 2, 3)).cpu()
+                result["cycle_error"] = (cycled.float() - x).abs().mean((1, 2, 3)).cpu()
                 chips = network_view(generated.float(), self.embedder.crop, self.embedder.input_size[0])
-                result["embedding"] = self.embedder((chips.clamp(-1, 1) + 1) * 127.5).float()
+                result["embedding"] = self.embedder((chips.clamp(-1, 1) + 1) * 127.5).float().cpu()
             self.seconds["scores"] += time.perf_counter() - started
         return result
 
@@ -204,11 +206,15 @@ def _prepare_out(config: SynthesisConfig, translator: Translator, out: Path) -> 
 
 
 def synthesize(config: SynthesisConfig, generator: Path, out: Path, shard: tuple[int, int] = (0, 1),
-               progress: bool = True) -> dict:
-    """Do (or finish) this shard's chunks; merge when every chunk is done. Returns a summary."""
+               progress: bool = True, device: torch.device | str = "cpu") -> dict:
+    """Do (or finish) this shard's chunks on `device`; merge when every chunk is done. Returns a summary.
+
+    Rendering stays on the CPU (moderngl); G, G', D_R and C run on the device. The images do not depend
+    on the device beyond float rounding, so shards made on different devices merge (not byte-identical)."""
     validate(config)
     out = Path(out)
-    translator = load_translator(generator)
+    device = torch.device(device)
+    translator = load_translator(generator, device)
     if config.seed == translator.training_seed:
         log.warning("seed %d is the translator's training seed: the identities are those G was trained on, "
                     "not new ones", config.seed)
@@ -218,7 +224,7 @@ def synthesize(config: SynthesisConfig, generator: Path, out: Path, shard: tuple
     todo = [c for c in range(len(ranges)) if c % count == index and not part_path(out, c).exists()]
     summary = {"shard": f"{index}/{count}", "chunks": len(todo), "images": 0, "seconds": 0.0}
     if todo:
-        synthesizer = Synthesizer(config, translator, out)
+        synthesizer = Synthesizer(config, translator, out, device)
         started = time.perf_counter()
         with tqdm(total=sum(len(ranges[c]) for c in todo) * config.per_identity, desc=f"synthesize {index}/{count}",
                   unit="img", disable=not progress) as bar:
@@ -268,7 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embedder", help="C for centroid_distance (default dlib-resnet)")
     parser.add_argument("--layout", choices=LAYOUTS)
     parser.add_argument("--images-per-tar", type=int)
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast for G, G', D_R, C (default: where the CPU or GPU has it natively)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (this process's GPU when CUDA exists, else the CPU), cpu, cuda or cuda:N")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--model", help="3DMM file (default: the ICT model in the data root)")
     parser.add_argument("--model-format")
@@ -293,7 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.common.distributed import distributed_rank_and_size
 
         distributed_rank_and_size()
-    summary = synthesize(config, args.generator, args.out, shard)
+    device = resolve_device(args.device)
+    configure_device(device)
+    if args.bf16 is None and device.type == "cuda":
+        config = replace(config, bf16=torch.cuda.is_bf16_supported())
+    summary = synthesize(config, args.generator, args.out, shard, device=device)
     if launched_by_torchrun:  # every rank waits; rank 0 merges once all are done
         import torch.distributed as dist
 

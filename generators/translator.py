@@ -41,10 +41,13 @@ def save_untrained_translator(path: Path, preset: str = "smoke", seed: int = 0, 
     return Path(path)
 
 
-def load_translator(path: Path) -> Translator:
-    """A `generators.train` run folder (or its checkpoint.pt) -> G_ema, G', D_R."""
+def load_translator(path: Path, device: torch.device | str = "cpu") -> Translator:
+    """A `generators.train` run folder (or its checkpoint.pt) -> G_ema, G', D_R, built on `device` (the
+    checkpoint is read on the CPU and copied in, so one written on a GPU loads anywhere)."""
+    from bench.common.devices import build_on
     from generators.train import config_from_dict
 
+    device = torch.device(device)
     path = Path(path)
     checkpoint = path / "checkpoint.pt" if path.is_dir() else path
     if not checkpoint.is_file():
@@ -53,8 +56,9 @@ def load_translator(path: Path) -> Translator:
         stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
         config = config_from_dict(stored["config"])
         networks = stored["networks"]
-        G, G_prime, D_real = (make_generator(config.network), make_fitting_network(config.network),
-                              BeganDiscriminator(config.network))
+        G, G_prime, D_real = (build_on(device, make_generator, config.network),
+                              build_on(device, make_fitting_network, config.network),
+                              build_on(device, BeganDiscriminator, config.network))
         G.load_state_dict(networks["G_ema"])
         G_prime.load_state_dict(networks["G_prime"])
         D_real.load_state_dict(networks["D_real"])

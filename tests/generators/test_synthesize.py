@@ -185,3 +185,19 @@ def test_a_generator_with_dropout_at_generation_still_synthesises_reproducibly(t
     synthesize(SMOKE, translator, second, progress=False)
     assert digests(first) == digests(second)
     assert load_translator(translator).G.dropout_at_generation
+
+
+def test_synthesis_runs_g_d_and_c_on_the_gpu(translator, fake_cuda, tmp_path):
+    """G, G', D_R and C on a (fake) GPU: a render batch from the CPU goes to the device, scores come back
+    to the CPU; a translator left on the CPU fails, as it would on a real GPU."""
+    from generators.synthesize import Synthesizer
+
+    synthesizer = Synthesizer(SMOKE, load_translator(translator, fake_cuda), tmp_path, fake_cuda)
+    rendered = np.zeros((3, 32, 32, 3), dtype=np.uint8)
+    result = synthesizer._translate(rendered)
+    assert result["generated"].device == fake_cuda and result["x"].device == fake_cuda
+    assert {result[k].device.type for k in ("d_error", "cycle_error", "embedding")} == {"cpu"}
+    assert result["embedding"].shape == (3, 128)
+    stranded = Synthesizer(SMOKE, load_translator(translator), tmp_path, fake_cuda)
+    with pytest.raises(RuntimeError, match="same device"):
+        stranded._translate(rendered)
