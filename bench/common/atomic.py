@@ -44,6 +44,11 @@ def write_text(target: str | os.PathLike, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
+def write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(data)
+
+
 def _strict_json(value: Any) -> Any:
     """NaN and infinity become null: JSON has no such numbers, and other tools reject them."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -7,9 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-import torch
-
-from bench.common.atomic import atomic_path
+from bench.common.serialization import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -61,5 +59,6 @@ class MetricsLog:
 
 
 def save_checkpoint(payload: dict, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+    """Atomic and byte-reproducible (bench.common.serialization): a resumed run with nothing left to do
+    rewrites the same bytes, so digests of finished runs hold."""
+    save_torch(payload, path)

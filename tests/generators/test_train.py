@@ -1,4 +1,5 @@
 """Training the translator: the smoke preset runs, resumes exactly, and refuses bad inputs before starting."""
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def test_kill_and_resume_equals_an_uninterrupted_run(real_folder, pairs_folder, 
     for network in ("G", "G_prime", "D_real", "D_synthetic", "G_ema"):
         for key, value in straight[network].items():
             torch.testing.assert_close(resumed[network][key], value, msg=f"{network}.{key}")
+
+
+def test_resuming_a_finished_run_leaves_its_checkpoint_bytes_unchanged(real_folder, pairs_folder, tmp_path):
+    """Issue 20, item 2: with nothing left to do, a resume rewrites the checkpoint byte for byte (its digest
+    is what generators.synthesize checks its output folder against)."""
+    config = PRESETS["smoke"]
+    train(config, real_folder, pairs_folder, tmp_path / "run", progress=False)
+    before = hashlib.sha256((tmp_path / "run" / "checkpoint.pt").read_bytes()).hexdigest()
+    trainer = train(config, real_folder, pairs_folder, tmp_path / "run", resume=True, progress=False)
+    assert trainer.state.iteration == config.iterations
+    assert hashlib.sha256((tmp_path / "run" / "checkpoint.pt").read_bytes()).hexdigest() == before
 
 
 def test_bad_inputs_fail_before_training(real_folder, pairs_folder, tmp_path):
