@@ -32,7 +32,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_json
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.devices import (
     add_device_arguments, autocast, build_on, check_precision, configure_device, grad_scaler, load_checkpoint,
     precision_from_arguments, resolve_device, to_device,
@@ -478,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="under torchrun: batch-norm statistics of G, G', D over all ranks (SyncBatchNorm)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, iterations=1, seed=0)
     if args.data_root:
         import os
 

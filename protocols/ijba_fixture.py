@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_text
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import data_root
 from protocols.ijba import METADATA_COLUMNS
 from protocols.lfw_files import LFWLayout
@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, seed=0)
     if min(args.splits, args.subjects, args.impostors) < 1:
         raise UserError("--splits, --subjects and --impostors must be positive")
     build_ijba_fixture(args.data_root, args.out, args.splits, args.subjects, args.impostors, args.seed)

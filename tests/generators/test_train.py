@@ -1,5 +1,6 @@
 """Training the translator: the smoke preset runs, resumes exactly, and refuses bad inputs before starting."""
 import hashlib
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,6 +74,26 @@ def test_bad_inputs_fail_before_training(real_folder, pairs_folder, tmp_path):
     with pytest.raises(UserError, match="at least 2 identities per batch"):
         train(replace(config, identities_per_batch=1), real_folder, pairs_folder, tmp_path / "c", progress=False)
     assert not (tmp_path / "a" / "checkpoint.pt").exists()
+
+
+def test_bad_options_and_damaged_checkpoints_are_user_errors(real_folder, pairs_folder, tmp_path):
+    """Issue 20, item 7: --iterations 0 wrote an untrained checkpoint, --seed -1 crashed, and a truncated or
+    empty checkpoint.pt on --resume gave a traceback."""
+    from generators.train import main
+
+    base = ["--preset", "smoke", "--real", str(real_folder), "--pairs", str(pairs_folder)]
+    for option, value in (("--iterations", "0"), ("--seed", "-1")):
+        with pytest.raises(UserError, match=f"^{option} must be at least"):
+            main([*base, "--out", str(tmp_path / option), option, value])
+        assert not (tmp_path / option / "checkpoint.pt").exists()
+    config = PRESETS["smoke"]
+    train(replace(config, iterations=2), real_folder, pairs_folder, tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    for damaged, cause in ((whole[: len(whole) // 2], "truncated or damaged"), (b"", "empty")):
+        checkpoint.write_bytes(damaged)
+        with pytest.raises(UserError, match=re.escape(f"checkpoint {checkpoint} is {cause}")):
+            train(config, real_folder, pairs_folder, tmp_path / "run", resume=True, progress=False)
 
 
 def test_ddp_with_two_gloo_processes(real_folder, pairs_folder, tmp_path, lfw_root):
