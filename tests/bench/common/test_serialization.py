@@ -43,3 +43,16 @@ def test_what_is_saved_loads_back_as_it_was(tmp_path):
     copy = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     copy.load_state_dict(stored["network"])
     assert all(torch.equal(a, b) for a, b in zip(copy.state_dict().values(), network.state_dict().values()))
+
+
+def test_checkpoints_follow_the_umask(tmp_path):
+    """Issue 20, item 9: a checkpoint gets the permissions of any other file (0644 under umask 022)."""
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        save_torch({"step": 1}, tmp_path / "c.pt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "c.pt").stat().st_mode) == 0o644
