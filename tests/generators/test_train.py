@@ -96,6 +96,28 @@ def test_bad_options_and_damaged_checkpoints_are_user_errors(real_folder, pairs_
             train(config, real_folder, pairs_folder, tmp_path / "run", resume=True, progress=False)
 
 
+def test_resume_takes_real_and_pairs_from_the_run_folder(real_folder, pairs_folder, tmp_path, caplog):
+    """Issue 20, item 8: `--out DIR --resume` (the README's command) failed with "--real is required"; resuming
+    with another --real folder went through without a word."""
+    import logging
+    import shutil
+
+    from generators.train import main
+
+    out = tmp_path / "run"
+    assert main(["--preset", "smoke", "--iterations", "2", "--real", str(real_folder), "--pairs", str(pairs_folder),
+                 "--out", str(out)]) == 0
+    assert main(["--out", str(out), "--resume"]) == 0  # the rest of the run, on the folders it started with
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["state"]["iteration"] == 2
+    copy = shutil.copytree(real_folder, tmp_path / "real-copy")
+    with caplog.at_level(logging.WARNING, logger="generators.train"):
+        train(PRESETS["smoke"], copy, pairs_folder, out, resume=True, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(str(copy) in w and str(real_folder) in w and "--real" in w for w in warnings), warnings
+    with pytest.raises(UserError, match="--real is required"):
+        main(["--preset", "smoke", "--out", str(tmp_path / "new")])
+
+
 def test_ddp_with_two_gloo_processes(real_folder, pairs_folder, tmp_path, lfw_root):
     """torchrun, 2 processes, gloo: the run completes and rank 0 writes one checkpoint of the full run."""
     import os
