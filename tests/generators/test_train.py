@@ -56,11 +56,19 @@ def test_resuming_a_finished_run_leaves_its_checkpoint_bytes_unchanged(real_fold
     """Issue 20, item 2: with nothing left to do, a resume rewrites the checkpoint byte for byte (its digest
     is what generators.synthesize checks its output folder against)."""
     config = PRESETS["smoke"]
-    train(config, real_folder, pairs_folder, tmp_path / "run", progress=False)
-    before = hashlib.sha256((tmp_path / "run" / "checkpoint.pt").read_bytes()).hexdigest()
-    trainer = train(config, real_folder, pairs_folder, tmp_path / "run", resume=True, progress=False)
+    run = tmp_path / "run"
+    train(config, real_folder, pairs_folder, run, progress=False)
+
+    def contents() -> dict:
+        return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in run.rglob("*") if p.is_file()}
+
+    before = contents()
+    trainer = train(config, real_folder, pairs_folder, run, resume=True, progress=False)
     assert trainer.state.iteration == config.iterations
-    assert hashlib.sha256((tmp_path / "run" / "checkpoint.pt").read_bytes()).hexdigest() == before
+    after = contents()
+    assert after["checkpoint.pt"] == before["checkpoint.pt"]
+    assert after == before, "every file unchanged, and no new one (a TensorBoard events file)"
 
 
 def test_bad_inputs_fail_before_training(real_folder, pairs_folder, tmp_path):
