@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from bench.common.atomic import write_json
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import data_root
 
 log = logging.getLogger(__name__)
@@ -320,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "process per GPU (0 or 1: one process, on the GPU when there is one)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, seed=0, synth_seed=0)
     if args.real not in REAL_FRACTIONS:
         raise UserError(f"--real {args.real}: choose one of {', '.join(map(str, REAL_FRACTIONS))}")
     if args.synth not in SYNTHETIC_SETS:

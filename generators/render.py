@@ -25,7 +25,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, save_image_atomically, write_json, write_text
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from recognition.faces.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.model import MorphableModel, load_model
@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, seed=0)
     if args.data_root:
         import os
 

@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_json, write_text
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.devices import autocast, build_on, configure_device, resolve_device, to_device
 from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig, merge: this command's public names)
     LAYOUTS, PRESETS, SCORE_COLUMNS, SynthesisConfig, add_to_tar, encode_image, to_uint8, write_bytes, chunk_ranges,
@@ -284,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shard", help="i/n: do every n-th chunk starting at i (default: torchrun's rank/world)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, seed=0)
     if args.data_root:
         os.environ["FACEBENCH_DATA"] = args.data_root
     if args.merge:

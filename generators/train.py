@@ -10,9 +10,10 @@ step on eq. 10; then the k balances of the three games, the identity centroids a
 updated. The synthetic domain is rendered on the fly from the 3DMM (several images of each of a few
 identities per batch, identities from a fixed pool so that centroids recur); the real domain and the
 pairs are folders of aligned 108x108 crops (`generators.real_faces`, `generators.pairs`).
-The run folder keeps config.json, metrics.csv, TensorBoard events, sample grids and checkpoint.pt
-(written atomically, every `checkpoint_every` iterations and on SIGINT/SIGTERM), from which
-`--resume` continues exactly (weights, EMA, optimisers, schedulers, k values, centroids, RNG states).
+The run folder keeps config.json, data.json (the real and pairs folders, which a resume reuses),
+metrics.csv, TensorBoard events, sample grids and checkpoint.pt (written atomically, every
+`checkpoint_every` iterations and on SIGINT/SIGTERM), from which `--resume` continues exactly
+(weights, EMA, optimisers, schedulers, k values, centroids, RNG states).
 The trainer is one file because one iteration (A)-(C) reads best in one place; data streams, C's view,
 diagnostics and curves live in their own modules.
 """
@@ -32,7 +33,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_json
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.devices import (
     add_device_arguments, autocast, build_on, check_precision, configure_device, grad_scaler, load_checkpoint,
     precision_from_arguments, resolve_device, to_device,
@@ -408,20 +409,44 @@ class Trainer:
             save_image(grid, temporary, nrow=len(self.fixed_synthetic), padding=2, pad_value=1.0, format="png")
 
 
-def train(config: TrainConfig, real: Path, pairs: Path | None, out: Path, resume: bool = False,
+def run_data(out: Path, real: Path | None, pairs: Path | None, resume: bool) -> tuple[Path, Path | None]:
+    """The real and pairs folders of a run: as given, else (on resume) as its data.json records them; a resume
+    on other folders than recorded is allowed (data move) but warned about."""
+    record = Path(out) / "data.json"
+    stored = json.loads(record.read_text()) if resume and record.exists() else {}
+    chosen = {}
+    for option, given in (("real", real), ("pairs", pairs)):
+        recorded = stored.get(option)
+        if given is None:
+            chosen[option] = None if recorded is None else Path(recorded)
+        else:
+            chosen[option] = Path(given)
+            if recorded is not None and Path(given).resolve() != Path(recorded).resolve():
+                log.warning("resuming %s with --%s %s, but it was trained on %s so far", out, option, given, recorded)
+    if chosen["real"] is None:
+        raise UserError("--real is required: a folder of aligned real faces (python -m generators.real_faces)"
+                        + ("; the run folder records none" if resume else ""))
+    return chosen["real"], chosen["pairs"]
+
+
+def train(config: TrainConfig, real: Path | None, pairs: Path | None, out: Path, resume: bool = False,
           progress: bool = True, device: str | torch.device = "auto") -> Trainer:
-    """Run (or continue) training into `out` on `device` (resumes across device types); returns the trainer."""
+    """Run (or continue) training into `out` on `device` (resumes across device types); returns the trainer.
+    On resume, `real` and `pairs` left None are the run's own (data.json)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not resume:
         raise UserError(f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out")
+    real, pairs = run_data(out, real, pairs, resume)
     trainer = Trainer(config, real, pairs, out, device)
     if resume and checkpoint.exists():
         trainer.restore(checkpoint)
         log.info("resumed at iteration %d", trainer.state.iteration)
     if trainer.rank == 0:
         write_json(out / "config.json", asdict(config))
+        write_json(out / "data.json", {"real": str(real.resolve()),
+                                       "pairs": None if pairs is None else str(pairs.resolve())})
     primary = trainer.rank == 0
     metrics = MetricsLog(out, enabled=primary)
     try:
@@ -481,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="under torchrun: batch-norm statistics of G, G', D over all ranks (SyncBatchNorm)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, iterations=1, seed=0)
     if args.data_root:
         import os
 
@@ -511,8 +537,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.sync_batchnorm is not None:
             overrides["sync_batchnorm"] = args.sync_batchnorm
         config = replace(config, weights=weights, **overrides)
-    if args.real is None:
-        raise UserError("--real is required: a folder of aligned real faces (python -m generators.real_faces)")
     trainer = train(config, args.real, args.pairs, args.out, args.resume, device=args.device)
     if trainer.rank == 0:
         print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")

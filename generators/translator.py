@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common.atomic import atomic_path
+from bench.common.serialization import save_torch
 from bench.common.cli import UserError
 from bench.common.download import file_digest
 from generators.networks import BeganDiscriminator, make_fitting_network, make_generator
@@ -36,8 +36,7 @@ def save_untrained_translator(path: Path, preset: str = "smoke", seed: int = 0, 
     G = make_generator(config.network)
     networks = {"G": G.state_dict(), "G_ema": G.state_dict(), "G_prime": make_fitting_network(config.network).state_dict(),
                 "D_real": BeganDiscriminator(config.network).state_dict()}
-    with atomic_path(path) as temporary:
-        torch.save({"config": asdict(config), "networks": networks}, temporary)
+    save_torch({"config": asdict(config), "networks": networks}, path)
     return Path(path)
 
 

@@ -3,7 +3,9 @@
 Protocols describe what to embed as `FaceItem`s (a path, optionally a face box); `embed_items` loads
 them as loose crops in LFW geometry, applies the embedder's transform in DataLoader workers, and
 stores the features under the cache directory keyed by the embedder, so a second evaluation of the
-same model reads them back instead of recomputing.
+same model reads them back instead of recomputing. Within a cache, features are keyed by the item and
+by its file as it is now (absolute path, size, modification time): another data root, or a file copied,
+truncated or rewritten since, is embedded again, never served someone else's features.
 """
 from __future__ import annotations
 
@@ -105,6 +107,17 @@ class Embeddings:
         return int((~self.face_found).sum())
 
 
+def content_key(item: FaceItem) -> str | None:
+    """The item's cache key: its protocol key and its file's absolute path, size and mtime (ns); None when
+    the file cannot be read (then it is embedded, and its loading names the problem)."""
+    try:
+        path = Path(item.path).resolve()
+        stat = path.stat()
+    except OSError:
+        return None
+    return f"{item.key}|{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 class EmbeddingCache:
     """Features (and 'face found') by item key for one embedder and aligner, in one .npz, written atomically."""
 
@@ -112,11 +125,24 @@ class EmbeddingCache:
         self.path = Path(path)
         self.features: dict[str, np.ndarray] = {}
         self.found: dict[str, bool] = {}
+        self.by_file: dict[str, str] | None = None  # item and path -> its key, built when first needed
         if self.path.exists():
             with np.load(self.path, allow_pickle=False) as stored:
                 keys = stored["keys"].tolist()
                 self.features = dict(zip(keys, stored["features"]))
                 self.found = dict(zip(keys, stored["found"].tolist()))
+            for key in [key for key in self.features if key.count("|") < 3]:  # keyed by name alone (before
+                del self.features[key], self.found[key]  # content keys): never matched again
+
+    def put(self, key: str, feature: np.ndarray, found: bool) -> None:
+        """Store one item's features, dropping those of an earlier version of its file (same item and path)."""
+        if self.by_file is None:
+            self.by_file = {stored.rsplit("|", 2)[0]: stored for stored in self.features}
+        earlier = self.by_file.get(key.rsplit("|", 2)[0])
+        if earlier is not None and earlier != key:
+            del self.features[earlier], self.found[earlier]
+        self.features[key], self.found[key] = feature, found
+        self.by_file[key.rsplit("|", 2)[0]] = key
 
     def save(self) -> None:
         keys = np.array(list(self.features), dtype=str)
@@ -146,7 +172,8 @@ def embed_items(
     todo = list(range(len(items)))
     if use_cache:
         cache = EmbeddingCache(cache_dir() / "embeddings" / f"{embedder.cache_key}{suffix}.npz")
-        todo = [i for i, item in enumerate(items) if item.key not in cache.features]
+        keys = [content_key(item) for item in items]
+        todo = [i for i, key in enumerate(keys) if key is None or key not in cache.features]
         log.info("embedding cache %s: %d of %d items cached", cache.path, len(items) - len(todo), len(items))
     computed: dict[int, tuple[np.ndarray, bool]] = {}
     if todo:
@@ -177,10 +204,11 @@ def embed_items(
             raise UserError(f"{len(errors)} image(s) could not be loaded:\n  {shown}{more}")
         if cache is not None:
             for i in todo:
-                cache.features[items[i].key], cache.found[items[i].key] = computed[i]
+                if keys[i] is not None:
+                    cache.put(keys[i], *computed[i])
             cache.save()
-    rows = [computed[i] if i in computed else (cache.features[item.key], cache.found[item.key])
-            for i, item in enumerate(items)]
+    rows = [computed[i] if i in computed else (cache.features[keys[i]], cache.found[keys[i]])
+            for i in range(len(items))]
     result = Embeddings(np.stack([r[0] for r in rows]).astype(np.float32), np.array([r[1] for r in rows]))
     if aligning and result.alignment_misses:
         log.warning("%s found no face in %d of %d images; used the centred-box fallback for them",

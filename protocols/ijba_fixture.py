@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.common.atomic import atomic_path, write_text
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import data_root
 from protocols.ijba import METADATA_COLUMNS
 from protocols.lfw_files import LFWLayout
@@ -64,6 +64,25 @@ def _place_face(photo: Image.Image, rng: np.random.Generator, jitter: float) -> 
     return canvas, tuple(round(float(v), 1) for v in box)
 
 
+def _templates_of(image_count: int) -> int:
+    """A subject's templates: 3 when it has 6+ images (of the at most 8 used), else 2."""
+    return 3 if min(image_count, 8) >= 6 else 2
+
+
+def _check_impostors(names: list[str], identities: dict[str, int], splits: int, subjects: int, impostors: int,
+                     seed: int) -> None:
+    """Refuse, before any image is written, more impostor pairs than a split's templates make (the loop
+    drawing them would never end). Replays each split's first draw, its subjects, on a generator of its own."""
+    for split in range(1, splits + 1):
+        chosen = np.random.default_rng([seed, split]).choice(len(names), subjects, replace=False)
+        counts = [_templates_of(identities[names[i]]) for i in chosen]
+        possible = sum(counts) * (sum(counts) - 1) // 2 - sum(n * (n - 1) // 2 for n in counts)
+        if impostors > possible:
+            raise UserError(f"--impostors {impostors}: the {subjects} subject(s) of split {split} have {sum(counts)} "
+                            f"templates, which make only {possible} impostor pairs; ask for at most {possible} "
+                            f"or for more --subjects")
+
+
 def build_ijba_fixture(root: Path | None, out_dir: Path, splits: int = 10, subjects: int = 100,
                        impostors: int = 2000, seed: int = 0, min_images: int = 4, jitter: float = 0.03,
                        progress: bool = True) -> Path:
@@ -72,9 +91,10 @@ def build_ijba_fixture(root: Path | None, out_dir: Path, splits: int = 10, subje
     identities = lfw_identities(layout, min_images)
     if subjects > len(identities):
         raise UserError(f"--subjects {subjects}: LFW has only {len(identities)} people with >= {min_images} images")
+    names = sorted(identities)
+    _check_impostors(names, identities, splits, subjects, impostors, seed)
     out_dir = Path(out_dir)
     (out_dir / "images" / "img").mkdir(parents=True, exist_ok=True)
-    names = sorted(identities)
     sighting = 0
     for split in tqdm(range(1, splits + 1), desc="ijba fixture splits", disable=not progress):
         rng = np.random.default_rng([seed, split])
@@ -83,7 +103,7 @@ def build_ijba_fixture(root: Path | None, out_dir: Path, splits: int = 10, subje
         for subject_index in rng.choice(len(names), subjects, replace=False):
             name = names[subject_index]
             images = rng.permutation(identities[name])[:8] + 1
-            n_templates = 3 if len(images) >= 6 else 2
+            n_templates = _templates_of(len(images))
             for t in range(n_templates):
                 template += 1
                 template_subject[template] = int(subject_index)
@@ -127,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, seed=0)
     if min(args.splits, args.subjects, args.impostors) < 1:
         raise UserError("--splits, --subjects and --impostors must be positive")
     build_ijba_fixture(args.data_root, args.out, args.splits, args.subjects, args.impostors, args.seed)

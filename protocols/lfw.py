@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, check_output_folder, run_main, setup_logging
 from bench.common.datasets import data_root
 from recognition.faces.align import ALIGNERS
 from protocols.embedding import FaceItem, embed_items, pair_similarity
@@ -140,9 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     if args.batch_size < 1 or args.workers < 0:
         raise UserError("--batch-size must be >= 1 and --workers >= 0")
+    if args.out is not None:
+        check_output_folder(args.out)  # before the embedder loads its weights
     embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
     aligned = f"-{args.aligner}" if embedder.crop else ""
     out = args.out or Path("results/lfw") / f"{file_safe_name(args.embedder)}{aligned}-{args.split}{'-flip' if args.flip else ''}"
+    check_output_folder(out)
     stored = out / "metrics.json"
     if stored.exists() and not args.force:
         previous = json.loads(stored.read_text())

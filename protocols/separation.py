@@ -25,7 +25,7 @@ import pandas as pd
 import seaborn as sns
 
 from bench.common.atomic import save_figure, write_text
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import data_root
 from protocols.embedding import FaceItem, embed_items
 from protocols.metrics import equal_error_rate, roc_auc
@@ -136,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--realism-images", type=int, default=1000, help="images per set for the image statistics")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, seed=0)
     if args.pairs < 1:
         raise UserError("--pairs must be positive")
     datasets = []

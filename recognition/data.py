@@ -50,7 +50,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from bench.common.atomic import write_json
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import cache_dir, data_root
 
 log = logging.getLogger(__name__)
@@ -387,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    require_at_least(args, seed=0)
     real = drop_small_identities(load_set(args.real_set, args.data_root), args.min_images)
     chosen = select_fraction(real, args.real_fraction, args.fraction_by, args.seed)
     print(f"real set {args.real_set}: {len(real.identities)} identities, {len(real)} images; "

@@ -55,7 +55,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from bench.common.atomic import write_json
-from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
 from bench.common.devices import (
     add_device_arguments, autocast, build_on, check_precision, grad_scaler, load_checkpoint, precision_from_arguments,
@@ -398,6 +398,7 @@ def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool =
 def config_from_arguments(args: argparse.Namespace) -> TrainConfig:
     """The preset with the command line's choices; its decay spans `--iterations`, and its backbone rate follows
     `--pretrained` when that departs from the preset and `--backbone-lr` is not given (`backbone_rate_for`)."""
+    require_at_least(args, iterations=1, seed=0, batch_size=1)
     preset = PRESETS[args.preset]
     chosen = {"real_set": args.real_set, "real_fraction": args.real_fraction, "fraction_by": args.fraction_by,
               "min_images": args.min_images, "synthetic_set": args.synth, "backbone": args.backbone,

@@ -67,3 +67,18 @@ def test_every_command_answers_help(command, capsys):
         module.main(["--help"])
     assert stopped.value.code == 0
     assert f"usage: python -m {command}" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")
+
+
+@pytest.mark.parametrize("command, required", [
+    ("bench.run", []), ("generators.render", ["--out", "unused"]), ("generators.synthesize", ["--out", "unused"]),
+    ("generators.train", ["--out", "unused"]), ("recognition.train", ["--out", "unused"]), ("recognition.data", []),
+    ("protocols.separation", ["--dataset", "lfw"]), ("protocols.ijba_fixture", ["--out", "unused"]),
+])
+def test_a_negative_seed_is_a_user_error_naming_the_option(command, required, tmp_path, monkeypatch):
+    """Issue 20, item 7: `--seed -1` crashed deep inside numpy; it is refused before any work (in-process)."""
+    from bench.common.cli import UserError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="^--seed must be at least 0, not -1$"):
+        importlib.import_module(command).main([*required, "--seed", "-1"])
+    assert not (tmp_path / "unused").exists()

@@ -14,14 +14,28 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (os.umask alone must set one)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path with the target's suffix; on success it replaces `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{target.stem}-", suffix=target.suffix)
-    os.close(handle)
     try:
+        try:
+            os.fchmod(handle, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
+        finally:
+            os.close(handle)
         yield Path(temporary)
         os.replace(temporary, target)
     finally:
@@ -42,6 +56,11 @@ def save_figure(figure, target: str | os.PathLike, dpi: int = 110) -> None:
 def write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(data)
 
 
 def _strict_json(value: Any) -> Any:

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 EXIT_USER_ERROR = 2
 
@@ -36,6 +37,24 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def require_at_least(args: argparse.Namespace, **minimums: int) -> None:
+    """Refuse numeric options below their minimum, naming the option: require_at_least(args, seed=0, iterations=1).
+    Options left unset (None) pass."""
+    for name, minimum in minimums.items():
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            raise UserError(f"--{name.replace('_', '-')} must be at least {minimum}, not {value}")
+
+
+def check_output_folder(folder: Path, option: str = "--out") -> None:
+    """Before any work: `folder` must be a folder or creatable as one (no file in its place or above it)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise UserError(f"{option} {folder}: {candidate} is a file, not a folder; choose another {option}")
+            return
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

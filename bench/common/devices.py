@@ -20,6 +20,8 @@ import argparse
 import contextlib
 import logging
 import os
+import pickle
+import zipfile
 from collections.abc import Callable
 from itertools import chain
 from pathlib import Path
@@ -148,8 +150,17 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu", weights_only: bool = False) -> dict:
-    """A checkpoint written on any device, its tensors mapped to `device` (a GPU run resumes on the CPU)."""
-    return torch.load(path, map_location=torch.device(device), weights_only=weights_only)
+    """A checkpoint written on any device, its tensors mapped to `device` (a GPU run resumes on the CPU).
+    An empty, truncated or damaged file is a UserError naming it."""
+    try:
+        return torch.load(path, map_location=torch.device(device), weights_only=weights_only)
+    except (EOFError, RuntimeError, pickle.UnpicklingError) as error:
+        if isinstance(error, RuntimeError) and zipfile.is_zipfile(path):
+            raise  # the archive is whole: not a damaged file
+        size = Path(path).stat().st_size
+        cause = "is empty (0 bytes)" if size == 0 else \
+            f"is truncated or damaged ({size} bytes; {str(error).splitlines()[0][:100] or type(error).__name__})"
+        raise UserError(f"checkpoint {path} {cause}: restore it from a copy, or delete it to start again") from None
 
 
 def add_device_arguments(parser: argparse.ArgumentParser, precision_default: str = "the preset's") -> None:

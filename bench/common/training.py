@@ -7,9 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-import torch
-
-from bench.common.atomic import atomic_path
+from bench.common.serialization import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +33,21 @@ class MetricsLog:
 
     def __init__(self, out: Path, enabled: bool = True):
         self.path, self.writer = Path(out) / "metrics.csv", None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        self.tensorboard = Path(out) / "tensorboard" if enabled else None  # opened at the first row, so that
+        # a resumed run with nothing left to do adds no events file
 
-                self.writer = SummaryWriter(str(Path(out) / "tensorboard"))
-            except ImportError:  # tensorboard is a dependency; keep training if it is broken
-                log.warning("tensorboard unavailable; logging to CSV only")
+    def _open_tensorboard(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.tensorboard))
+        except ImportError:  # tensorboard is a dependency; keep training if it is broken
+            log.warning("tensorboard unavailable; logging to CSV only")
+        self.tensorboard = None
 
     def write(self, iteration: int, values: dict) -> None:
+        if self.tensorboard is not None:
+            self._open_tensorboard()
         row = {"iteration": iteration, **values}
         new_file = not self.path.exists()
         with open(self.path, "a", newline="") as handle:
@@ -61,5 +65,6 @@ class MetricsLog:
 
 
 def save_checkpoint(payload: dict, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+    """Atomic and byte-reproducible (bench.common.serialization): a resumed run with nothing left to do
+    rewrites the same bytes, so digests of finished runs hold."""
+    save_torch(payload, path)

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.common.atomic import atomic_path
+from bench.common.serialization import save_torch
 from bench.common.cli import UserError
 from bench.common.datasets import cache_dir
 from bench.common.download import file_digest
@@ -330,8 +330,7 @@ def converted_state_dict(source: Path, digest: str | None = None) -> dict[str, t
             log.warning("converted weights %s unreadable (%s); converting again", cached, error)
     log.info("converting %s to a PyTorch state dict (cached at %s)", source, cached)
     state = keras_to_torch(read_keras_file(source), network)
-    with atomic_path(cached) as temporary:
-        torch.save(state, temporary)
+    save_torch(state, cached)
     return state
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.common.atomic import atomic_path
+from bench.common.serialization import save_torch
 from bench.common.cli import UserError
 from bench.common.datasets import cache_dir
 from bench.common.weights import WeightFile, register_weights, weight_path
@@ -191,8 +191,7 @@ def openface_state_dict_path() -> Path:
     if not target.is_file():
         log.info("converting %s into %s", source, target)
         state = convert_openface_t7(source)
-        with atomic_path(target) as temporary:
-            torch.save(state, temporary)
+        save_torch(state, target)
     return target
 
 

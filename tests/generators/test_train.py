@@ -1,4 +1,6 @@
 """Training the translator: the smoke preset runs, resumes exactly, and refuses bad inputs before starting."""
+import hashlib
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +52,25 @@ def test_kill_and_resume_equals_an_uninterrupted_run(real_folder, pairs_folder, 
             torch.testing.assert_close(resumed[network][key], value, msg=f"{network}.{key}")
 
 
+def test_resuming_a_finished_run_leaves_its_checkpoint_bytes_unchanged(real_folder, pairs_folder, tmp_path):
+    """Issue 20, item 2: with nothing left to do, a resume rewrites the checkpoint byte for byte (its digest
+    is what generators.synthesize checks its output folder against)."""
+    config = PRESETS["smoke"]
+    run = tmp_path / "run"
+    train(config, real_folder, pairs_folder, run, progress=False)
+
+    def contents() -> dict:
+        return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in run.rglob("*") if p.is_file()}
+
+    before = contents()
+    trainer = train(config, real_folder, pairs_folder, run, resume=True, progress=False)
+    assert trainer.state.iteration == config.iterations
+    after = contents()
+    assert after["checkpoint.pt"] == before["checkpoint.pt"]
+    assert after == before, "every file unchanged, and no new one (a TensorBoard events file)"
+
+
 def test_bad_inputs_fail_before_training(real_folder, pairs_folder, tmp_path):
     config = PRESETS["smoke"]
     empty = tmp_path / "empty"
@@ -61,6 +82,48 @@ def test_bad_inputs_fail_before_training(real_folder, pairs_folder, tmp_path):
     with pytest.raises(UserError, match="at least 2 identities per batch"):
         train(replace(config, identities_per_batch=1), real_folder, pairs_folder, tmp_path / "c", progress=False)
     assert not (tmp_path / "a" / "checkpoint.pt").exists()
+
+
+def test_bad_options_and_damaged_checkpoints_are_user_errors(real_folder, pairs_folder, tmp_path):
+    """Issue 20, item 7: --iterations 0 wrote an untrained checkpoint, --seed -1 crashed, and a truncated or
+    empty checkpoint.pt on --resume gave a traceback."""
+    from generators.train import main
+
+    base = ["--preset", "smoke", "--real", str(real_folder), "--pairs", str(pairs_folder)]
+    for option, value in (("--iterations", "0"), ("--seed", "-1")):
+        with pytest.raises(UserError, match=f"^{option} must be at least"):
+            main([*base, "--out", str(tmp_path / option), option, value])
+        assert not (tmp_path / option / "checkpoint.pt").exists()
+    config = PRESETS["smoke"]
+    train(replace(config, iterations=2), real_folder, pairs_folder, tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    for damaged, cause in ((whole[: len(whole) // 2], "truncated or damaged"), (b"", "empty")):
+        checkpoint.write_bytes(damaged)
+        with pytest.raises(UserError, match=re.escape(f"checkpoint {checkpoint} is {cause}")):
+            train(config, real_folder, pairs_folder, tmp_path / "run", resume=True, progress=False)
+
+
+def test_resume_takes_real_and_pairs_from_the_run_folder(real_folder, pairs_folder, tmp_path, caplog):
+    """Issue 20, item 8: `--out DIR --resume` (the README's command) failed with "--real is required"; resuming
+    with another --real folder went through without a word."""
+    import logging
+    import shutil
+
+    from generators.train import main
+
+    out = tmp_path / "run"
+    assert main(["--preset", "smoke", "--iterations", "2", "--real", str(real_folder), "--pairs", str(pairs_folder),
+                 "--out", str(out)]) == 0
+    assert main(["--out", str(out), "--resume"]) == 0  # the rest of the run, on the folders it started with
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["state"]["iteration"] == 2
+    copy = shutil.copytree(real_folder, tmp_path / "real-copy")
+    with caplog.at_level(logging.WARNING, logger="generators.train"):
+        train(PRESETS["smoke"], copy, pairs_folder, out, resume=True, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(str(copy) in w and str(real_folder) in w and "--real" in w for w in warnings), warnings
+    with pytest.raises(UserError, match="--real is required"):
+        main(["--preset", "smoke", "--out", str(tmp_path / "new")])
 
 
 def test_ddp_with_two_gloo_processes(real_folder, pairs_folder, tmp_path, lfw_root):

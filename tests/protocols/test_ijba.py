@@ -107,3 +107,23 @@ def test_missing_image_is_reported_with_its_path(fixture_dir, tmp_path):
     (copy / "images" / victim).unlink()
     with pytest.raises(UserError, match=victim):
         evaluate_ijba(get_embedder("pixels"), copy, splits=[1], progress=False, use_cache=False)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("subjects, impostors", [(1, 1), (2, 100)])
+def test_fixture_refuses_more_impostor_pairs_than_exist(lfw_root, tmp_path, subjects, impostors):
+    """Issue 20, item 4: asking for more impostor pairs than the subjects' templates make looped forever."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "fixture"
+    result = subprocess.run(
+        [sys.executable, "-m", "protocols.ijba_fixture", "--out", str(out), "--splits", "1",
+         "--subjects", str(subjects), "--impostors", str(impostors)],
+        env={**os.environ, "FACEBENCH_DATA": str(lfw_root)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: --impostors") and "impostor pairs" in message
+    assert not list(out.glob("images/img/*.jpg")), "refused before writing images"

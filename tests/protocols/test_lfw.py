@@ -1,5 +1,6 @@
 """The LFW protocol end to end on the real LFW of the data root."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -65,3 +66,17 @@ def test_cli_writes_results_then_reuses_them(lfw_root, tmp_path, capsys, tenfold
     assert "accuracy_percent" in capsys.readouterr().out
     assert lfw.main(argv) == 0
     assert "cached" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_out_that_is_a_file_before_embedding(lfw_root, tmp_path, monkeypatch):
+    """Issue 20, item 7: --out naming a file failed only after embedding all 4,992 images."""
+    from bench.common.cli import UserError
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("embedding started before --out was checked")
+
+    monkeypatch.setattr(lfw, "evaluate_lfw", no_embedding)
+    (tmp_path / "taken").write_text("a file")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "below"):
+        with pytest.raises(UserError, match=re.escape(f"--out {out}: {tmp_path / 'taken'} is a file")):
+            lfw.main(["--embedder", "lbp", "--split", "view1", "--out", str(out), "--data-root", str(lfw_root)])

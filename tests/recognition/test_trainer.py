@@ -1,6 +1,7 @@
 """The recognizer's trainer: halved synthetic gradient, separate label spaces, fractions, leakage guard, resume, DDP."""
 import json
 import os
+import re
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -230,6 +231,24 @@ def test_cli_trains_and_reports_user_errors(sets, tmp_path, capsys):
             run_main(main, ["--preset", "smoke", "--allow-identity-overlap", "--out", str(tmp_path / "bad"), *bad])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_bad_options_and_damaged_checkpoints_are_user_errors(sets, tmp_path):
+    """Issue 20, item 7: --iterations 0 (ZeroDivisionError), --seed -1, and a truncated or empty checkpoint.pt
+    on --resume are one-line user errors naming the option or the file."""
+    real, synthetic = sets
+    for option, value in (("--iterations", "0"), ("--seed", "-1"), ("--batch-size", "0")):
+        with pytest.raises(UserError, match=f"^{option} must be at least"):
+            main(["--preset", "smoke", "--real-set", real.source, "--allow-identity-overlap",
+                  "--out", str(tmp_path / "bad"), option, value])
+    out = tmp_path / "run"
+    train(SMOKE, out, progress=False, real=real, synthetic=synthetic)
+    checkpoint = out / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    for damaged, cause in ((whole[: len(whole) // 2], "truncated or damaged"), (b"", "empty")):
+        checkpoint.write_bytes(damaged)
+        with pytest.raises(UserError, match=re.escape(f"checkpoint {checkpoint} is {cause}")):
+            train(SMOKE, out, resume=True, progress=False, real=real, synthetic=synthetic)
 
 
 # ------------------------------------------------------------------------------- needs the real LFW
