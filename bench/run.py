@@ -38,6 +38,7 @@ import pandas as pd
 from bench.common.atomic import write_json
 from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import data_root
+from bench.common.locks import exclusive_folder
 
 log = logging.getLogger(__name__)
 
@@ -284,12 +285,15 @@ def run_stages(stages: Sequence[Stage]) -> None:
             log.info("[%d/%d] %s: cached (%s)", number, len(stages), stage.name, stage.folder.name)
             continue
         print(f"[{number}/{len(stages)}] {stage.name} -> {stage.folder}", flush=True)
-        stage.folder.mkdir(parents=True, exist_ok=True)
-        write_json(stage.folder / "config.json", {"stage": stage.name, **stage.config})
-        started = time.perf_counter()
-        outputs = stage.run(stage.folder)
-        write_json(stage.folder / MARKER, {"stage": stage.name, "key": stage.key, "config": stage.config,
-                                           "outputs": outputs, "seconds": time.perf_counter() - started})
+        with exclusive_folder(stage.folder, f"the {stage.name} stage"):  # two bench.runs never share a stage
+            if stage.done:  # finished by the process that held the lock
+                continue
+            stage.folder.mkdir(parents=True, exist_ok=True)
+            write_json(stage.folder / "config.json", {"stage": stage.name, **stage.config})
+            started = time.perf_counter()
+            outputs = stage.run(stage.folder)
+            write_json(stage.folder / MARKER, {"stage": stage.name, "key": stage.key, "config": stage.config,
+                                               "outputs": outputs, "seconds": time.perf_counter() - started})
 
 
 def check_data(root: Path) -> None:

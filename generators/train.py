@@ -38,6 +38,7 @@ from bench.common.devices import (
     add_device_arguments, autocast, build_on, check_precision, configure_device, grad_scaler, load_checkpoint,
     precision_from_arguments, resolve_device, to_device,
 )
+from bench.common.locks import exclusive_folder_on_rank_zero
 from bench.common.distributed import bare, distributed_rank_and_size, gather_across_ranks, mean_across_ranks
 from bench.common.training import MetricsLog, StopOnSignal, save_checkpoint
 from generators import losses
@@ -432,7 +433,14 @@ def run_data(out: Path, real: Path | None, pairs: Path | None, resume: bool) -> 
 def train(config: TrainConfig, real: Path | None, pairs: Path | None, out: Path, resume: bool = False,
           progress: bool = True, device: str | torch.device = "auto") -> Trainer:
     """Run (or continue) training into `out` on `device` (resumes across device types); returns the trainer.
-    On resume, `real` and `pairs` left None are the run's own (data.json)."""
+    On resume, `real` and `pairs` left None are the run's own (data.json). One process per run folder
+    (`bench.common.locks`): a second one refuses at once."""
+    with exclusive_folder_on_rank_zero(Path(out), "another translator run"):
+        return _train_in_folder(config, real, pairs, Path(out), resume, progress, device)
+
+
+def _train_in_folder(config: TrainConfig, real: Path | None, pairs: Path | None, out: Path, resume: bool,
+                     progress: bool, device: str | torch.device) -> Trainer:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"

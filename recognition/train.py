@@ -62,6 +62,7 @@ from bench.common.devices import (
     resolve_device, configure_device,
 )
 from bench.common.distributed import bare, distributed_rank_and_size
+from bench.common.locks import exclusive_folder_on_rank_zero
 from recognition.data import (
     FRACTION_BY,
     IdentitySet,
@@ -343,7 +344,14 @@ class Trainer:
 def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True,
           real: IdentitySet | None = None, synthetic: IdentitySet | None = None, root: Path | None = None,
           device: str | torch.device = "auto") -> Trainer:
-    """Run (or continue) training into `out`, then evaluate (rank 0); returns the trainer at the end."""
+    """Run (or continue) training into `out`, then evaluate (rank 0); returns the trainer at the end.
+    One process per run folder (`bench.common.locks`): a second one refuses at once."""
+    with exclusive_folder_on_rank_zero(Path(out), "another recognizer run"):
+        return _train_in_folder(config, Path(out), resume, progress, real, synthetic, root, device)
+
+
+def _train_in_folder(config: TrainConfig, out: Path, resume: bool, progress: bool, real: IdentitySet | None,
+                     synthetic: IdentitySet | None, root: Path | None, device: str | torch.device) -> Trainer:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
