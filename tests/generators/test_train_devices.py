@@ -6,22 +6,11 @@ import pytest
 import torch
 
 from bench.common.devices import load_checkpoint
-from bench.fixtures import inverted_pairs, lfw_centre_crops
 import generators.train
 from generators.train import PRESETS, Trainer, train
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 pytestmark = pytest.mark.data
-
-
-@pytest.fixture(scope="module")
-def real_folder(tmp_path_factory, lfw_root):
-    return lfw_centre_crops(tmp_path_factory.mktemp("real"), 8, lfw_root)
-
-
-@pytest.fixture(scope="module")
-def pairs_folder(tmp_path_factory, real_folder):
-    return inverted_pairs(real_folder, tmp_path_factory.mktemp("pairs"))
 
 
 def gpu_trainer(real_folder, pairs_folder, out, monkeypatch) -> Trainer:
