@@ -23,8 +23,9 @@ def plot_training_curves(metrics_csv: Path, path: Path) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
     for axis, (title, columns) in zip(axes, panels):
         for column in columns:
-            if column in table:
-                axis.plot(table.iteration, table[column].rolling(20, min_periods=1).mean(), label=column)
+            if column in table:  # rows without a value (diagnostics are sparser than the log) are skipped
+                values = table[["iteration", column]].dropna()
+                axis.plot(values.iteration, values[column].rolling(20, min_periods=1).mean(), label=column)
         axis.set_title(title)
         axis.set_xlabel("iteration")
         axis.legend(fontsize="small")

@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
+from bench.common.atomic import atomic_path
 from bench.common.serialization import save_torch
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,33 @@ class MetricsLog:
         if self.tensorboard is not None:
             self._open_tensorboard()
         row = {"iteration": iteration, **values}
-        new_file = not self.path.exists()
+        header = self._header()
+        if header and not set(row) <= set(header):  # a value logged for the first time: widen the file
+            self._widen(header + [key for key in row if key not in header])
+            header = self._header()
         with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new_file:
+            writer = csv.DictWriter(handle, fieldnames=header or list(row), restval="")
+            if not header:
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow(row)  # a value not logged on this row (e.g. sparse diagnostics) stays empty
         if self.writer is not None:
             for key, value in values.items():
                 self.writer.add_scalar(key, value, iteration)
+
+    def _header(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as handle:
+            return next(csv.reader(handle), [])
+
+    def _widen(self, header: list[str]) -> None:
+        """Rewrite the file under a wider header (earlier rows get empty cells), atomically."""
+        with open(self.path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        with atomic_path(self.path) as temporary, open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
 
     def close(self) -> None:
         if self.writer is not None:

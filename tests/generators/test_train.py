@@ -4,6 +4,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -27,6 +28,17 @@ def test_smoke_run_writes_logs_samples_and_checkpoint(real_folder, pairs_folder,
     assert trainer.centroids.centroids, "identity centroids are updated"
     with pytest.raises(UserError, match="--resume"):
         train(config, real_folder, pairs_folder, tmp_path / "run", progress=False)
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert table.grad_C.notna().all(), "smoke: gradient diagnostics on every logged row"
+
+
+def test_gradient_diagnostics_can_be_sparser_than_the_log(real_folder, pairs_folder, tmp_path):
+    """diagnose_every 2 with a row per iteration: grad_* on rows 2 and 4 only, the curves still drawn."""
+    train(replace(PRESETS["smoke"], diagnose_every=2), real_folder, pairs_folder, tmp_path / "run", progress=False)
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert list(table.iteration) == [1, 2, 3, 4]
+    assert list(table.iteration[table.grad_C.notna()]) == [2, 4] and table.C.notna().all()
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 10_000
 
 
 def test_kill_and_resume_equals_an_uninterrupted_run(real_folder, pairs_folder, tmp_path):
