@@ -202,11 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for data in sets:
         result = evaluate_bin(embedder, data, flip=args.flip, batch_size=args.batch_size, workers=args.workers,
                               use_cache=not args.no_cache)
-        folder = write_verification_report(result, out / data.name if len(sets) > 1 or args.out is None else out)
+        folder = write_verification_report(result, out / data.name if args.all or args.out is None else out)
         print(f"{_title(result)}: results in {folder}\n")
         print(markdown_table(summary_frame(result.summary)) + "\n")
         rows.append(summary_row(result))
-    if len(sets) > 1:
+    if args.all:
         table = pd.DataFrame(rows)
         write_text(out / "summary.md", f"# Verification sets: {args.embedder}\n\n{table.to_markdown(index=False)}\n")
         write_text(out / "summary.csv", table.to_csv(index=False))

@@ -91,7 +91,8 @@ def _as_flags(issame, source: Path) -> np.ndarray:
         flags = np.asarray(list(issame))
     except TypeError:
         raise UserError(f"{source}: the issame flags are a {type(issame).__name__}, expected a list of bools") from None
-    if flags.ndim != 1 or not (flags.dtype == bool or np.isin(flags, (0, 1)).all() and flags.dtype.kind in "iu"):
+    integer_flags = flags.dtype.kind in "iu" and np.isin(flags, (0, 1)).all()
+    if flags.ndim != 1 or not (flags.dtype == bool or integer_flags):
         raise UserError(f"{source}: the issame flags must be a flat list of booleans")
     return flags.astype(bool)
 
