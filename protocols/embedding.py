@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FaceItem:
-    """One image to embed. `box` = (x, y, width, height) of the face; None when the image is already a loose crop."""
+    """One image to embed. `box` = (x, y, width, height) of the face; None when the image is already a loose crop.
+
+    `content`, when given, is the encoded image itself (JPEG/PNG bytes from a container file such as a
+    verification .bin); `path` then only names where it came from, in messages.
+    """
 
     key: str
     path: Path
     box: tuple[float, float, float, float] | None = None
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
 
 def load_loose_crop(item: FaceItem) -> Image.Image:
@@ -45,7 +51,7 @@ def load_loose_crop(item: FaceItem) -> Image.Image:
     Parts of the square outside the photo are black, as a detector's crop near the border would be.
     """
     try:
-        with Image.open(item.path) as opened:
+        with Image.open(item.path if item.content is None else io.BytesIO(item.content)) as opened:
             image = opened.convert("RGB")
     except FileNotFoundError:
         raise UserError(f"image not found: {item.path}") from None
