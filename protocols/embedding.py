@@ -9,9 +9,10 @@ truncated or rewritten since, is embedded again, never served someone else's fea
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from collections.abc import Sequence
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,10 @@ class Embeddings:
 
 def content_key(item: FaceItem) -> str | None:
     """The item's cache key: its protocol key and its file's absolute path, size and mtime (ns); None when
-    the file cannot be read (then it is embedded, and its loading names the problem)."""
+    the file cannot be read (then it is embedded, and its loading names the problem). A face held in
+    memory (`content`, e.g. from a .bin set) is keyed by its bytes' size and digest instead."""
+    if item.content is not None:
+        return f"{item.key}|in-memory|{len(item.content)}|{hashlib.sha1(item.content).hexdigest()}"
     try:
         path = Path(item.path).resolve()
         stat = path.stat()
