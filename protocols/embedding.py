@@ -235,3 +235,17 @@ def pair_similarity(features: np.ndarray, first: np.ndarray, second: np.ndarray,
     if metric == "euclidean":
         return -torch.linalg.vector_norm(a - b, dim=1).numpy().astype(np.float64)
     raise ValueError(f"unknown metric '{metric}'")
+
+
+def add_embedding_arguments(parser) -> None:
+    """--batch-size, --workers and --no-cache, the same on every protocol command."""
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    parser.add_argument("--no-cache", action="store_true", help="recompute embeddings instead of using the cache")
+
+
+def embedding_options(args) -> dict:
+    """The `embed_items` options those arguments give, checked (a UserError names a bad one)."""
+    if args.batch_size < 1 or args.workers < 0:
+        raise UserError("--batch-size must be >= 1 and --workers >= 0")
+    return {"batch_size": args.batch_size, "workers": args.workers, "use_cache": not args.no_cache}

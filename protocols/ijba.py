@@ -31,7 +31,7 @@ import pandas as pd
 
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from recognition.faces.align import ALIGNERS
-from protocols.embedding import FaceItem, embed_items
+from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options
 from protocols.metrics import verification_metrics
 from protocols.report import markdown_table, write_report
 from recognition.embedders import Embedder, get_embedder, list_embedders
@@ -209,9 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
                         help="face alignment for embedders that need aligned crops")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--no-cache", action="store_true")
+    add_embedding_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/ijba/<embedder>)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -221,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--splits must be comma-separated integers, found '{args.splits}'") from None
     embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
     result = evaluate_ijba(embedder, args.protocol_dir, args.image_root, splits, flip=args.flip, aligner=args.aligner,
-                           batch_size=args.batch_size, workers=args.workers, use_cache=not args.no_cache)
+                           **embedding_options(args))
     out = args.out or Path("results/ijba") / file_safe_name(args.embedder)
     title = f"IJB-A 1:1 verification ({args.protocol_dir.name}): {args.embedder}"
     write_report(out, title, result.summary, result.config, {"splits": result.per_split}, result.curves)

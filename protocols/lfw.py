@@ -26,7 +26,7 @@ import pandas as pd
 from bench.common.cli import UserError, add_common_arguments, check_output_folder, run_main, setup_logging
 from bench.common.datasets import data_root
 from recognition.faces.align import ALIGNERS
-from protocols.embedding import FaceItem, embed_items, pair_similarity
+from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options, pair_similarity
 from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
 from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics
 from protocols.report import markdown_table, summary_frame, write_report
@@ -130,16 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flip", action="store_true", help="embed image + mirror image (flip test)")
     parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
                         help="face alignment for embedders that need aligned crops (dlib = dlib-bin's pipeline)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    parser.add_argument("--no-cache", action="store_true", help="recompute embeddings instead of using the cache")
+    add_embedding_arguments(parser)
     parser.add_argument("--out", type=Path, default=None,
                         help="results folder (default: results/lfw/<embedder>-<split>[-flip])")
     parser.add_argument("--force", action="store_true", help="recompute even if the results folder is complete")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    if args.batch_size < 1 or args.workers < 0:
-        raise UserError("--batch-size must be >= 1 and --workers >= 0")
+    options = embedding_options(args)
     if args.out is not None:
         check_output_folder(args.out)  # before the embedder loads its weights
     embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
@@ -156,8 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(markdown_table(summary_frame(previous["metrics"])))
             return 0
     result = evaluate_lfw(embedder, args.data_root, args.split, flip=args.flip, aligner=args.aligner,
-                          batch_size=args.batch_size,
-                          workers=args.workers, use_cache=not args.no_cache)
+                          **options)
     write_lfw_report(result, out)
     print(f"LFW {args.split}, embedder {args.embedder}: results in {out}\n")
     print(markdown_table(summary_frame(result.summary)))

@@ -36,7 +36,7 @@ from PIL import Image
 
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
-from protocols.embedding import FaceItem, embed_items, pair_similarity
+from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options, pair_similarity
 from protocols.metrics import kfold_accuracies, verification_metrics
 from protocols.report import markdown_table, summary_frame, write_report
 from protocols.verification_files import KNOWN_SETS, VerificationSet, find_sets, read_bin
@@ -185,23 +185,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="weights file for embedders that take one")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                         help="embed image + mirror image (insightface's convention; default on)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    parser.add_argument("--no-cache", action="store_true", help="recompute embeddings instead of using the cache")
+    add_embedding_arguments(parser)
     parser.add_argument("--out", type=Path, default=None,
                         help="results folder (default: results/verification/<embedder>[-noflip]/<set>)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    if args.batch_size < 1 or args.workers < 0:
-        raise UserError("--batch-size must be >= 1 and --workers >= 0")
+    options = embedding_options(args)
     paths = find_sets(args.all) if args.all else [args.bin]
     sets = [read_bin(path) for path in paths]  # every file checked before any embedding
     embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
     out = args.out or Path("results/verification") / f"{file_safe_name(args.embedder)}{'' if args.flip else '-noflip'}"
     rows = []
     for data in sets:
-        result = evaluate_bin(embedder, data, flip=args.flip, batch_size=args.batch_size, workers=args.workers,
-                              use_cache=not args.no_cache)
+        result = evaluate_bin(embedder, data, flip=args.flip, **options)
         folder = write_verification_report(result, out / data.name if args.all or args.out is None else out)
         print(f"{_title(result)}: results in {folder}\n")
         print(markdown_table(summary_frame(result.summary)) + "\n")
