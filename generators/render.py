@@ -30,7 +30,7 @@ from recognition.faces.align import CANONICAL_CROP
 from generators.morphable.decimate import decimate
 from generators.morphable.model import MorphableModel, load_model
 from generators.morphable.render import FaceRenderer, batch_from_samples
-from generators.morphable.sampling import POSE_DISTRIBUTIONS, sample_identity, sample_image, sampling_config
+from generators.morphable.sampling import add_pose_argument, sample_identity, sample_image, sampling_config
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identities", type=int)
     parser.add_argument("--per-identity", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS), help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
+    add_pose_argument(parser)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--format", dest="image_format", choices=("png", "jpg"))
     parser.add_argument("--model", help="3DMM file or folder (default: the ICT model in the data root)")

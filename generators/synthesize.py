@@ -49,7 +49,7 @@ from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig
     image_name, merge, parse_shard, part_path, read_config, tar_path, wds_key,
 )
 from generators.identity_view import network_view
-from generators.morphable.sampling import POSE_DISTRIBUTIONS
+from generators.morphable.sampling import add_pose_argument
 from generators.translator import Translator, load_translator, save_untrained_translator  # noqa: F401
 from recognition.faces.align import CropGeometry
 
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identities", type=int)
     parser.add_argument("--per-identity", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS), help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
+    add_pose_argument(parser)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--output-size", type=int)
     parser.add_argument("--format", dest="image_format", choices=("jpg", "png"))

@@ -54,7 +54,7 @@ from generators.curves import plot_training_curves
 from generators.diagnostics import gradient_shares
 from generators.identity_stream import IdentityStream
 from generators.identity_view import IdentityView
-from generators.morphable.sampling import POSE_DISTRIBUTIONS
+from generators.morphable.sampling import add_pose_argument
 from generators.streams import FolderImages, SyntheticStream, pair_folders
 from recognition.faces.real_faces import list_face_images
 
@@ -504,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identity-network", metavar="EMBEDDER",
                         help="C, the face network of L_C: openface-nn4 (the paper's NN4), dlib-resnet, sface, ... "
                              "(default: the preset's; python -m bench.data check lists the networks)")
-    parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS), help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
+    add_pose_argument(parser)
     parser.add_argument("--generator-variant", choices=sorted(NETWORK_VARIANTS), default=None,
                         help="G and G' as this project builds them (default), as the authors' code does (reference: "
                              "no norm, concatenated skips, dropout after the residual blocks and at generation), "

@@ -60,6 +60,12 @@ POSE_DISTRIBUTIONS: dict[str, dict] = {
 }
 
 
+def add_pose_argument(parser) -> None:
+    """--pose, the same on every command that renders (render, train, synthesize)."""
+    parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS),
+                        help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
+
+
 def sampling_config(pose: str) -> SamplingConfig:
     """The sampling configuration of a named pose distribution (`POSE_DISTRIBUTIONS`)."""
     if pose not in POSE_DISTRIBUTIONS:
