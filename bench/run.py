@@ -102,6 +102,21 @@ class Stage:
 
 # ------------------------------------------------------------------------------------------ stages
 
+# fields that say how to compute, not what: they do not enter a stage's key (a run resumes across them)
+HOW_TO_COMPUTE = frozenset({"precision", "bf16", "channels_last", "sync_batchnorm", "log_every", "sample_every",
+                            "checkpoint_every", "diagnose_every", "workers"})
+
+
+def preset_settings(module: str, name: str) -> dict[str, Any]:
+    """The contents of preset `name` of a stage's `module.PRESETS`, for the stage's key: a cached stage is
+    reused only while its preset still says the same (editing a preset invalidates it)."""
+    import importlib
+    from dataclasses import asdict
+
+    settings = asdict(importlib.import_module(module).PRESETS[name])
+    return {k: v for k, v in settings.items() if k not in HOW_TO_COMPUTE}
+
+
 def _real_faces(preset: RunPreset, root: Path | None) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from generators.real_faces import lfw_training_photos
@@ -185,10 +200,13 @@ def _renders(preset: RunPreset) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from generators.render import RenderConfig, render_dataset
         from generators.synthesize import PRESETS
+        from generators.train import PRESETS as TRANSLATOR_PRESETS
 
         sizes = PRESETS[preset.synthesis]
+        # the renders baseline in the pose GANFaces get: the translator's (synthesis follows it)
         table = render_dataset(RenderConfig(identities=sizes.identities, per_identity=sizes.per_identity,
-                                            seed=sizes.seed, image_format="jpg"), folder / "renders")
+                                            seed=sizes.seed, image_format="jpg",
+                                            pose=TRANSLATOR_PRESETS[preset.translator].pose), folder / "renders")
         return {"images": "renders", "count": len(table)}
 
     return run
@@ -248,17 +266,22 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     real_faces = Stage("real_faces", {"preset": preset_name, "photos": preset.real_faces}, _real_faces(preset, root))
     stages.append(real_faces)
     if synth.startswith("ganfaces"):
-        pairs = None if synth == "ganfaces-no-ldp" else Stage("pairs", {"preset": preset.pairs}, _pairs(preset, root))
+        pairs = None if synth == "ganfaces-no-ldp" else Stage("pairs", {"preset": preset.pairs, "settings": preset_settings("generators.pairs", preset.pairs)}, _pairs(preset, root))
         translator = Stage("translator", {"preset": preset.translator, "synth": synth, "seed": synth_seed,
+                                          "settings": preset_settings("generators.train", preset.translator),
                                           "real_faces": real_faces.key, "pairs": pairs.key if pairs else None, **parallel},
                            _translator(preset, synth, synth_seed, real_faces, pairs, gpus))
-        synthetic = Stage("ganfaces", {"preset": preset.synthesis, "translator": translator.key},
+        synthetic = Stage("ganfaces", {"preset": preset.synthesis, "translator": translator.key,
+                                       "settings": preset_settings("generators.synthesis_plan", preset.synthesis)},
                           _ganfaces(preset, translator, gpus))
         stages += [s for s in (pairs, translator, synthetic) if s is not None]
     elif synth == "3dmm":
-        synthetic = Stage("renders", {"preset": preset.synthesis}, _renders(preset))
+        synthetic = Stage("renders", {"preset": preset.synthesis, "pose": preset_settings(
+            "generators.train", preset.translator)["pose"], "settings": preset_settings(
+            "generators.synthesis_plan", preset.synthesis)}, _renders(preset))
         stages.append(synthetic)
     recognizer = Stage("recognizer", {"preset": preset.recognizer, "real": real, "seed": seed, "synth": synth,
+                                      "settings": preset_settings("recognition.train", preset.recognizer),
                                       "real_faces": real_faces.key, "synthetic": synthetic.key if synthetic else None,
                                       **parallel},
                        _recognizer(preset, real, seed, real_faces, synthetic, gpus))

@@ -24,6 +24,7 @@ from bench.common.devices import cpu_has_native_bf16
 
 
 LAYOUTS = ("folder", "webdataset")
+IDENTITY_SOURCES = ("new", "trained")
 SCORE_COLUMNS = ("d_error", "cycle_error", "centroid_distance")
 
 
@@ -39,7 +40,13 @@ class SynthesisConfig:
     scores: bool = True
     embedder: str = "dlib-resnet"  # C, for centroid_distance
     layout: str = "folder"
-    pose: str = "wide"  # pose distribution of the renders (generators.morphable.sampling.POSE_DISTRIBUTIONS)
+    # pose distribution of the renders (generators.morphable.sampling.POSE_DISTRIBUTIONS); None = the one the
+    # translator was trained on (G has seen no other)
+    pose: str | None = None
+    # "new": 3DMM identities keyed by (seed, i), new when seed is not the translator's training seed (the
+    # paper's GANFaces); "trained": the identities whose centroids L_C moved during training, keyed by the
+    # training seed, the first `identities` of them in label order (the reference translates those)
+    identities_from: str = "new"
     images_per_tar: int = 1000  # webdataset: images per tar (whole identities)
     # autocast for G, G', D_R on the CPU, where it is native (emulated bf16 is ~20x slower: bench.common.devices)
     bf16: bool = field(default_factory=cpu_has_native_bf16)

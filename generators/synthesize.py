@@ -45,7 +45,7 @@ from bench.common.atomic import atomic_path, write_json, write_text
 from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.devices import autocast, build_on, configure_device, resolve_device, to_device
 from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig, merge: this command's public names)
-    LAYOUTS, PRESETS, SCORE_COLUMNS, SynthesisConfig, add_to_tar, encode_image, to_uint8, write_bytes, chunk_ranges,
+    IDENTITY_SOURCES, LAYOUTS, PRESETS, SCORE_COLUMNS, SynthesisConfig, add_to_tar, encode_image, to_uint8, write_bytes, chunk_ranges,
     image_name, merge, parse_shard, part_path, read_config, tar_path, wds_key,
 )
 from generators.identity_view import network_view
@@ -78,6 +78,9 @@ class Synthesizer:
             for network in (translator.G, translator.G_prime, translator.D_real):
                 network.to(memory_format=torch.channels_last)
         self.seconds = {"render": 0.0, "G": 0.0, "scores": 0.0, "write": 0.0}
+        # identity i of this run is the 3DMM identity keyed (seed, identity_keys[i]); with new identities i itself
+        self.identity_keys = (translator.trained_identities[: config.identities]
+                              if config.identities_from == "trained" else None)
 
     def _autocast(self):
         return autocast(self.device, "bf16" if self.config.bf16 else "fp32")
@@ -111,9 +114,10 @@ class Synthesizer:
 
         config, out = self.config, self.out
         started = time.perf_counter()
-        people = {i: sample_identity(self.model, config.seed, i) for i in identities}
+        key = (lambda i: self.identity_keys[i]) if self.identity_keys is not None else (lambda i: i)
+        people = {i: sample_identity(self.model, config.seed, key(i)) for i in identities}
         sampling = sampling_config(config.pose)
-        samples = [(people[i], sample_image(self.model, config.seed, i, j, sampling))
+        samples = [(people[i], replace(sample_image(self.model, config.seed, key(i), j, sampling), identity=i))
                    for i in identities for j in range(config.per_identity)]
         self.seconds["render"] += time.perf_counter() - started
         rows, embeddings, archive_entries = [], [], []
@@ -150,6 +154,8 @@ class Synthesizer:
                     row = {"file": f"{tar}:{key}.{config.image_format}",
                            "render_file": f"{tar}:{key}.render.{config.image_format}" if renders is not None else ""}
                 row.update(sample.record(self.model.expression_names))
+                if self.identity_keys is not None:
+                    row["identity_key"] = key(sample.identity)  # the training label of this identity
                 row["exposure"] = person.exposure
                 row.update({f"id_{k2}": float(v) for k2, v in enumerate(person.identity)})
                 row.update({f"albedo_{k2}": json.dumps(v) for k2, v in person.albedo_parameters.items()})
@@ -215,7 +221,8 @@ def synthesize(config: SynthesisConfig, generator: Path, out: Path, shard: tuple
     out = Path(out)
     device = torch.device(device)
     translator = load_translator(generator, device)
-    if config.seed == translator.training_seed:
+    config = resolve_for_translator(config, translator)
+    if config.identities_from == "new" and config.seed == translator.training_seed:
         log.warning("seed %d is the translator's training seed: the identities are those G was trained on, "
                     "not new ones", config.seed)
     _prepare_out(config, translator, out)
@@ -240,12 +247,28 @@ def synthesize(config: SynthesisConfig, generator: Path, out: Path, shard: tuple
     return summary
 
 
+def resolve_for_translator(config: SynthesisConfig, translator: Translator) -> SynthesisConfig:
+    """The choices left to the translator: its training pose when none is given; with trained identities, its
+    training seed, and a check that it trained on enough of them."""
+    if config.pose is None:
+        config = replace(config, pose=translator.training_pose)
+    if config.identities_from == "trained":
+        trained = len(translator.trained_identities)
+        if config.identities > trained:
+            raise UserError(f"--identities {config.identities}: the translator's L_C saw {trained} identities "
+                            f"(--identities-from trained takes at most that many)")
+        config = replace(config, seed=translator.training_seed)
+    return config
+
+
 def validate(config: SynthesisConfig) -> None:
     for name in ("identities", "per_identity", "batch_size", "output_size", "images_per_tar"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     if config.image_format not in ("jpg", "png"):
         raise UserError(f"--format must be jpg or png, not '{config.image_format}'")
+    if config.identities_from not in IDENTITY_SOURCES:
+        raise UserError(f"--identities-from must be one of {', '.join(IDENTITY_SOURCES)}, not '{config.identities_from}'")
     if config.layout not in LAYOUTS:
         raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}, not '{config.layout}'")
 
@@ -263,7 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identities", type=int)
     parser.add_argument("--per-identity", type=int)
     parser.add_argument("--seed", type=int)
-    add_pose_argument(parser)
+    parser.add_argument("--identities-from", choices=IDENTITY_SOURCES,
+                        help="new 3DMM identities (default, the paper's GANFaces) or the ones the translator's L_C "
+                             "trained on (its training seed and labels; the authors' code translates those)")
+    add_pose_argument(parser, default="the one the translator was trained on")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--output-size", type=int)
     parser.add_argument("--format", dest="image_format", choices=("jpg", "png"))

@@ -22,6 +22,9 @@ class Translator:
     image_size: int
     training_seed: int
     digest: str
+    training_pose: str = "wide"  # the pose distribution its renders were drawn from
+    # the synthetic identities L_C shaped (their centroids in the checkpoint), keyed by training_seed
+    trained_identities: tuple[int, ...] = ()
 
 
 def save_untrained_translator(path: Path, preset: str = "smoke", seed: int = 0, variant: str = "project") -> Path:
@@ -65,4 +68,7 @@ def load_translator(path: Path, device: torch.device | str = "cpu") -> Translato
         raise UserError(f"--generator {checkpoint}: not a translator checkpoint of generators.train ({error})") from None
     for network in (G, G_prime, D_real):
         network.eval().requires_grad_(False)
-    return Translator(G, G_prime, D_real, config.network.image_size, config.seed, file_digest(checkpoint, "sha256")[:16])
+    labels = stored.get("centroids", {}).get("labels")
+    trained = tuple(int(j) for j in labels.tolist()) if labels is not None else ()
+    return Translator(G, G_prime, D_real, config.network.image_size, config.seed, file_digest(checkpoint, "sha256")[:16],
+                      config.pose, trained)

@@ -60,10 +60,12 @@ POSE_DISTRIBUTIONS: dict[str, dict] = {
 }
 
 
-def add_pose_argument(parser) -> None:
-    """--pose, the same on every command that renders (render, train, synthesize)."""
+def add_pose_argument(parser, default: str = "wide") -> None:
+    """--pose, the same on every command that renders (render, train, synthesize); `default` says what
+    the command does without it."""
     parser.add_argument("--pose", choices=sorted(POSE_DISTRIBUTIONS),
-                        help="pose distribution: wide (yaw to +-75 deg, the default) or lfw (matched to LFW photos' 3DMM fits)")
+                        help="pose distribution: wide (yaw to +-75 deg) or lfw (matched to LFW photos' 3DMM fits); "
+                             f"default: {default}")
 
 
 def sampling_config(pose: str) -> SamplingConfig:

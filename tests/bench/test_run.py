@@ -36,6 +36,30 @@ def test_second_run_does_nothing_and_a_changed_option_redoes_only_what_depends_o
     assert log == ["recognizer", "evaluation"]  # the real faces are shared by every run
 
 
+def test_an_edited_preset_redoes_its_stage_and_what_depends_on_it(tmp_path, monkeypatch):
+    """Stages are keyed by their preset's contents, not only its name: a cached translator trained with the old
+    settings of `smoke` is not reused once `smoke` says otherwise; settings of how to compute do not count."""
+    from dataclasses import replace
+
+    from generators import train
+
+    log = []
+    run_stages(recorded(plan_stages("smoke", 1.0, "ganfaces", 0, tmp_path), log))
+    log.clear()
+    monkeypatch.setitem(train.PRESETS, "smoke", replace(train.PRESETS["smoke"], precision="bf16", log_every=7))
+    run_stages(recorded(plan_stages("smoke", 1.0, "ganfaces", 0, tmp_path), log))
+    assert log == []
+    monkeypatch.setitem(train.PRESETS, "smoke", replace(train.PRESETS["smoke"], gamma=0.7))
+    run_stages(recorded(plan_stages("smoke", 1.0, "ganfaces", 0, tmp_path), log))
+    assert log == ["translator", "ganfaces", "recognizer", "evaluation"]
+    log.clear()
+    run_stages(recorded(plan_stages("smoke", 1.0, "3dmm", 0, tmp_path), log))
+    log.clear()
+    monkeypatch.setitem(train.PRESETS, "smoke", replace(train.PRESETS["smoke"], pose="lfw"))
+    run_stages(recorded(plan_stages("smoke", 1.0, "3dmm", 0, tmp_path), log))
+    assert log == ["renders", "recognizer", "evaluation"]  # the renders baseline follows the translator's pose
+
+
 def test_recognizer_seeds_can_share_one_translator(tmp_path):
     log = []
     run_stages(recorded(plan_stages("smoke", 1.0, "ganfaces", 0, tmp_path), log))

@@ -201,3 +201,31 @@ def test_synthesis_runs_g_d_and_c_on_the_gpu(translator, fake_cuda, tmp_path):
     stranded = Synthesizer(SMOKE, load_translator(translator), tmp_path, fake_cuda)
     with pytest.raises(RuntimeError, match="same device"):
         stranded._translate(rendered)
+
+
+def test_trained_identities_are_the_ones_l_c_saw_in_the_translator_s_pose(real_folder, pairs_folder, tmp_path):
+    """`identities_from="trained"` renders the identities whose centroids the run moved, keyed by its training
+    seed (the same 3DMM parameters G was trained on); without --pose, the translator's own pose is used."""
+    from generators.morphable.sampling import POSE_DISTRIBUTIONS, sample_identity
+    from generators.render import RenderConfig, load_render_model
+    from generators.train import PRESETS as TRAIN_PRESETS, train
+
+    run = tmp_path / "run"
+    train(replace(TRAIN_PRESETS["smoke"], pose="lfw", seed=3), real_folder, pairs_folder, run, progress=False, device="cpu")
+    translator = load_translator(run)
+    assert translator.training_pose == "lfw" and len(translator.trained_identities) >= 2
+    out = tmp_path / "trained"
+    synthesize(replace(SMOKE, identities=2, identities_from="trained"), run, out, progress=False)
+    table = pd.read_csv(out / "metadata.csv")
+    assert sorted(table.identity.unique()) == [0, 1]
+    keys = table.groupby("identity").identity_key.first()
+    assert keys.tolist() == list(translator.trained_identities[:2])
+    model = load_render_model(RenderConfig())
+    for identity, key in keys.items():
+        expected = sample_identity(model, 3, int(key)).identity  # the training seed, not the synthesis seed
+        assert table[table.identity == identity].id_0.iloc[0] == pytest.approx(float(expected[0]), rel=1e-6)
+    assert table.yaw.abs().max() <= POSE_DISTRIBUTIONS["lfw"]["yaw_max_deg"] + 1e-6
+    stored = pd.read_json(out / "config.json", typ="series")
+    assert stored["pose"] == "lfw" and stored["seed"] == 3
+    with pytest.raises(UserError, match="L_C saw"):
+        synthesize(replace(SMOKE, identities=1000, identities_from="trained"), run, tmp_path / "too-many", progress=False)

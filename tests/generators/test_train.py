@@ -32,6 +32,20 @@ def test_smoke_run_writes_logs_samples_and_checkpoint(real_folder, pairs_folder,
     assert table.grad_C.notna().all(), "smoke: gradient diagnostics on every logged row"
 
 
+
+def test_logged_balance_is_what_moves_k(real_folder, pairs_folder, tmp_path):
+    """balance_real = L_fake / L_real, the quantity whose gap to gamma moves k_real (update_k): with gamma above
+    it, k_real grows by lambda_k (gamma - balance) L_real per iteration, as the log must show."""
+    config = replace(PRESETS["smoke"], gamma=3.0, lambda_k=0.05)
+    train(config, real_folder, pairs_folder, tmp_path / "run", progress=False)
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert table.balance_real.between(0.05, 20).all() and table.k_real.iloc[-1] > 0
+    for previous, row in zip(table.itertuples(), table.iloc[1:].itertuples()):
+        real_error = row.D_R + row.k_real * row.G  # D_R = L_real - k L_fake with the updated k; G = L_fake
+        expected = previous.k_real + config.lambda_k * (config.gamma - row.balance_real) * real_error
+        assert row.k_real == pytest.approx(min(1.0, max(0.0, expected)), abs=1e-5)
+
+
 def test_gradient_diagnostics_can_be_sparser_than_the_log(real_folder, pairs_folder, tmp_path):
     """diagnose_every 2 with a row per iteration: grad_* on rows 2 and 4 only, the curves still drawn."""
     train(replace(PRESETS["smoke"], diagnose_every=2), real_folder, pairs_folder, tmp_path / "run", progress=False)
