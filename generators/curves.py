@@ -17,9 +17,9 @@ def plot_training_curves(metrics_csv: Path, path: Path, gamma: float | None = No
 
     table = pd.read_csv(metrics_csv)
     panels = [("adversarial", ["G", "G_prime", "D_R", "D_S"]), ("reconstruction", ["cyc", "id", "DP"]),
-              ("identity L_C", ["C"]), ("BEGAN", ["M_global", "k_real", "k_synthetic", "k_pair"]),
+              ("identity L_C (below chance = acting)", ["C", "C_chance"]), ("BEGAN", ["M_global", "k_real", "k_synthetic", "k_pair"]),
               ("L_fake / L_real (k rises below gamma)", ["balance_real", "balance_synthetic", "balance_pair"]),
-              ("L_C diagnostics", ["C_margin", "C_warm"]),
+              ("L_C diagnostics", ["C_margin", "C_warm", "C_top1"]),
               ("gradient on G / adversarial's", ["share_C", "share_cyc", "share_id"])]
     panels = [(title, columns) for title, columns in panels if any(c in table for c in columns)]
     figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))

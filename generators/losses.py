@@ -165,7 +165,7 @@ def identity_preservation_loss(embeddings: torch.Tensor, labels: torch.Tensor, c
     `config.denominator` names. With `config.update_before_loss` the centroids move first, with this
     batch's (detached) features. Returns the loss and diagnostics: the mean margin between the nearest
     other centroid's and the own centroid's squared distance (positive = the own centroid is nearer),
-    and sigma.
+    sigma, L_C's chance level and the share of images nearest their own centroid.
     """
     identities = labels.unique()
     if config.denominator == "batch" and len(identities) < 2:
@@ -201,7 +201,12 @@ def identity_preservation_loss(embeddings: torch.Tensor, labels: torch.Tensor, c
         terms = F.relu(terms)
     with torch.no_grad():
         nearest_other = distances.masked_fill(own, math.inf).min(1).values
-        diagnostics = {"C_margin": float((nearest_other - own_distance).mean()), "C_sigma": float(sigma)}
+        diagnostics = {"C_margin": float((nearest_other - own_distance).mean()), "C_sigma": float(sigma),
+                       # L_C when C tells no identity apart (all distances equal): eta + ln(identities compared),
+                       # the level L_C must fall below; it grows as the 'seen'/'all' denominators fill
+                       "C_chance": config.margin + math.log(len(others) - 1),
+                       # share of the batch whose own centroid is the nearest of all compared (chance 1 / count)
+                       "C_top1": float((own_distance < nearest_other).float().mean())}
     return terms.mean(), diagnostics
 
 

@@ -112,10 +112,12 @@ def test_identity_loss_hand_computed():
     loss, diagnostics = losses.identity_preservation_loss(embeddings, labels, centroids, RAW)
     assert loss.item() == pytest.approx(-3.0)
     assert diagnostics["C_margin"] == pytest.approx(2.25 - 0.25) and diagnostics["C_sigma"] == pytest.approx(0.5)
+    assert diagnostics["C_chance"] == pytest.approx(1.0) and diagnostics["C_top1"] == 1.0  # eta + ln(1 other)
     hinged, _ = losses.identity_preservation_loss(embeddings, labels, centroids, replace(RAW, hinge=True))
     assert hinged.item() == pytest.approx(0.0)
     far = torch.tensor([[1.9], [0.1]])  # each sample next to the other identity's centroid: a large loss
     assert losses.identity_preservation_loss(far, labels, centroids, RAW)[0].item() > 1.0
+    assert losses.identity_preservation_loss(far, labels, centroids, RAW)[1]["C_top1"] == 0.0
 
 
 def test_identity_loss_over_all_centroids_as_the_reference():
@@ -130,6 +132,8 @@ def test_identity_loss_over_all_centroids_as_the_reference():
     term0 = 1.5 + math.log(math.exp(-4.5) + math.exp(-0.5))
     term1 = 1.5 + (-4.5 + math.log(2))
     assert loss.item() == pytest.approx((term0 + term1) / 2)
+    assert losses.identity_preservation_loss(embeddings, labels, centroids, config, pool=3)[1]["C_chance"] == \
+        pytest.approx(1 + math.log(2))  # two others for each sample
     seen = replace(RAW, denominator="seen")  # the seen identities 0 and 1 only: as the batch here
     assert losses.identity_preservation_loss(embeddings, labels, centroids, seen)[0].item() == pytest.approx(-3.0)
 
