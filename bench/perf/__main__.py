@@ -35,6 +35,8 @@ def benchmarks(scratch: Path, quick: bool) -> dict[str, list[str]]:
         "render": ["--images", "256" if quick else "2048"],
         "train": ["--real", str(real), "--pairs", str(pairs), "--iterations", "2" if quick else "6",
                   "--presets", "smoke" if quick else "smoke,cpu"],
+        "profile": ["--real", str(real), "--pairs", str(pairs), "--preset", "smoke" if quick else "cpu",
+                    "--iterations", "1" if quick else "4"],
         "synthesize": ["--images", "60" if quick else "600", "--presets", "smoke" if quick else "cpu,paper"],
         "recognizer": ["--quick"] if quick else [],
     }
@@ -62,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             raise UserError(f"--only {', '.join(unknown)}: unknown; known: {', '.join(plan)}")
         names = [n for n in names if importlib.util.find_spec(f"bench.perf.{n}") is not None]
-        if "train" in names:
+        if {"train", "profile"} & set(names):
             from bench.fixtures import inverted_pairs, lfw_centre_crops
 
             inverted_pairs(lfw_centre_crops(Path(scratch) / "real", 64, args.data_root), Path(scratch) / "pairs", 32)
