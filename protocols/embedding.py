@@ -13,6 +13,7 @@ import hashlib
 import io
 import logging
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from bench.common.atomic import atomic_path
 from bench.common.cli import UserError
 from bench.common.datasets import cache_dir
+from bench.common.devices import configure_device, move_module, resolve_device, to_device
 from recognition.faces.align import Aligner, get_aligner
 from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION, LFW_GEOMETRY_SIZE, Embedder
 
@@ -162,6 +164,23 @@ class EmbeddingCache:
             np.savez(temporary, keys=keys, features=values, found=found)
 
 
+def embedder_device(embedder: Embedder, device: torch.device) -> torch.device:
+    """Where `embedder` computes: `device` for a torch network (it holds parameters or buffers), else the CPU
+    (dlib-bin, onnxruntime and OpenCV embedders take CPU tensors whatever --device says)."""
+    if device.type == "cpu" or not any(True for _ in chain(embedder.parameters(), embedder.buffers())):
+        return torch.device("cpu")
+    return device
+
+
+def embed_batch(embedder: Embedder, batch: torch.Tensor, device: torch.device, flip: bool = False) -> torch.Tensor:
+    """Features of a CPU batch (N, 3, H, W), computed on `device` (the embedder must be there), back on the CPU."""
+    batch = to_device(batch, device)
+    features = embedder(batch)
+    if flip:
+        features = features + embedder(torch.flip(batch, dims=[-1]))
+    return features.float().cpu()
+
+
 def embed_items(
     embedder: Embedder,
     items: Sequence[FaceItem],
@@ -171,12 +190,21 @@ def embed_items(
     flip: bool = False,
     use_cache: bool = True,
     progress: bool = True,
+    device: torch.device | str = "cpu",
 ) -> Embeddings:
     """Embed `items` in order. Embedders with a crop geometry get aligned crops from `aligner`
-    (batched, in the main process); with `flip`, each feature is f(x) + f(mirror(x))."""
+    (batched, in the main process); with `flip`, each feature is f(x) + f(mirror(x)). On a GPU `device`,
+    a torch embedder is moved there (and MTCNN runs there when named by string); images are decoded by
+    the DataLoader's workers into pinned memory. Features do not depend on the device beyond rounding,
+    so the cache is shared."""
+    device = torch.device(device)
+    compute_on = embedder_device(embedder, device)
+    if compute_on != device:
+        log.info("%s runs on the CPU (not a torch network): --device %s applies to alignment only", embedder.name, device)
+    move_module(embedder, compute_on)
     aligning = embedder.crop is not None
     if aligning and isinstance(aligner, str):
-        aligner = get_aligner(aligner)
+        aligner = get_aligner(aligner, device)
     suffix = (f"-{aligner.cache_tag}" if aligning else "") + ("-flip" if flip else "")
     cache = None
     todo = list(range(len(items)))
@@ -192,6 +220,7 @@ def embed_items(
             batch_size=batch_size,
             num_workers=workers,
             collate_fn=_collate,
+            pin_memory=compute_on.type == "cuda" and not aligning,
         )
         errors: list[str] = []
         with torch.inference_mode():
@@ -203,10 +232,8 @@ def embed_items(
                 if aligning:
                     chips, found = aligner.chips(batch, embedder.crop)
                     batch = torch.stack([embedder.transform(chip) for chip in chips])
-                features = embedder(batch)
-                if flip:
-                    features = features + embedder(torch.flip(batch, dims=[-1]))
-                for index, feature, hit in zip(indices, features.float().numpy(), found):
+                features = embed_batch(embedder, batch, compute_on, flip)
+                for index, feature, hit in zip(indices, features.numpy(), found):
                     computed[todo[index]] = (feature, bool(hit))
         if errors:
             shown = "\n  ".join(errors[:10])
@@ -238,8 +265,10 @@ def pair_similarity(features: np.ndarray, first: np.ndarray, second: np.ndarray,
 
 
 def add_embedding_arguments(parser) -> None:
-    """--batch-size, --workers and --no-cache, the same on every protocol command."""
+    """--batch-size, --workers, --no-cache and --device, the same on every protocol command."""
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto",
+                        help="where torch embedders and MTCNN run: auto (a GPU when CUDA exists), cpu, cuda or cuda:N")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--no-cache", action="store_true", help="recompute embeddings instead of using the cache")
 
@@ -248,4 +277,6 @@ def embedding_options(args) -> dict:
     """The `embed_items` options those arguments give, checked (a UserError names a bad one)."""
     if args.batch_size < 1 or args.workers < 0:
         raise UserError("--batch-size must be >= 1 and --workers >= 0")
-    return {"batch_size": args.batch_size, "workers": args.workers, "use_cache": not args.no_cache}
+    device = resolve_device(args.device)
+    configure_device(device)
+    return {"batch_size": args.batch_size, "workers": args.workers, "use_cache": not args.no_cache, "device": device}

@@ -27,7 +27,7 @@ import seaborn as sns
 from bench.common.atomic import save_figure, write_text
 from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import data_root
-from protocols.embedding import FaceItem, embed_items
+from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options
 from protocols.metrics import equal_error_rate, roc_auc
 from protocols.report import markdown_table
 from recognition.embedders import get_embedder
@@ -134,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--realism-reference", default="lfw",
                         help="the real set the realism figures compare with (a --dataset name; 'none' to skip)")
     parser.add_argument("--realism-images", type=int, default=1000, help="images per set for the image statistics")
+    add_embedding_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_at_least(args, seed=0)
@@ -157,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"--realism-reference {reference}: no --dataset has that name ({', '.join(names)})")
         reference = None
     embedder = get_embedder(args.embedder)
-    results = {faces.name: separation(faces, embedder, args.pairs, args.seed) for faces in datasets}
+    options = embedding_options(args)
+    results = {faces.name: separation(faces, embedder, args.pairs, args.seed, **options) for faces in datasets}
     table = pd.DataFrame([result.row for result in results.values()])
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "separation.csv", table.to_csv(index=False))

@@ -229,5 +229,5 @@ class DlibBinEmbedder(DlibResNetEmbedder):
         self.reference = dlib.face_recognition_model_v1(str(path))
 
     def forward(self, chips_0_255: torch.Tensor) -> torch.Tensor:
-        chips = [np.ascontiguousarray(c) for c in chips_0_255.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()]
+        chips = [np.ascontiguousarray(c) for c in chips_0_255.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]
         return torch.tensor(np.array(self.reference.compute_face_descriptor(chips)), dtype=torch.float32)

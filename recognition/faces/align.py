@@ -295,10 +295,11 @@ class PrealignedAligner(Aligner):
 ALIGNERS = {"mtcnn": MTCNNAligner, "dlib": DlibChipAligner, "prealigned": PrealignedAligner}
 
 
-def get_aligner(name: str) -> Aligner:
+def get_aligner(name: str, device: torch.device | str = "cpu") -> Aligner:
+    """The aligner `name`; MTCNN runs on `device` (the others are not torch networks and run on the CPU)."""
     if name not in ALIGNERS:
         raise UserError(f"unknown aligner '{name}'; known: {', '.join(ALIGNERS)}")
-    return ALIGNERS[name]()
+    return ALIGNERS[name](device=str(device)) if name == "mtcnn" else ALIGNERS[name]()
 
 
 def alignment_contact_sheet(images: Sequence[Image.Image], aligners: Sequence[Aligner], geometry: CropGeometry,

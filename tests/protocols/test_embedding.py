@@ -3,8 +3,10 @@ import logging
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
+import torch
 
 from bench.common.cli import UserError
 from protocols.embedding import EmbeddingCache, FaceItem, embed_items
@@ -57,3 +59,51 @@ def test_cache_is_keyed_by_file_content_and_data_root(lfw_root, tmp_path, caplog
     assert (repaired.features == first.features).all()
     cache_file = re.search(r"embedding cache (\S+):", caplog.records[-1].getMessage()).group(1)
     assert len(EmbeddingCache(cache_file).features) == 6, "one entry per file of each root"
+
+
+def test_torch_embedders_run_on_the_gpu_and_others_stay_on_the_cpu(fake_cuda):
+    """--device for the protocols: a torch embedder computes on the GPU from CPU-decoded batches and hands
+    features back on the CPU; one left on the CPU fails as on a real GPU; non-torch embedders stay on the CPU."""
+    from bench.common.devices import build_on
+    from protocols.embedding import embed_batch, embedder_device
+    from recognition.embedders import get_embedder
+
+    network = build_on(fake_cuda, get_embedder, "dlib-resnet")
+    assert embedder_device(network, fake_cuda) == fake_cuda
+    batch = torch.zeros(2, 3, 150, 150)  # as the DataLoader or the aligner makes it: on the CPU
+    features = embed_batch(network, batch, fake_cuda, flip=True)
+    assert features.device.type == "cpu" and tuple(features.shape) == (2, 128)
+    on_the_cpu = get_embedder("dlib-resnet")
+    with pytest.raises(RuntimeError, match="same device|Expected all tensors"):
+        embed_batch(on_the_cpu, batch, fake_cuda)
+
+
+def test_embedders_that_are_not_torch_networks_stay_on_the_cpu():
+    from protocols.embedding import embedder_device
+
+    from recognition.embedders.registry import Embedder
+
+    class ExternalLibrary(Embedder):  # as dlib-bin or onnxruntime: computes outside torch, holds no tensors
+        def forward(self, batch):
+            return batch.flatten(1)
+
+    assert embedder_device(ExternalLibrary(), torch.device("cuda", 0)).type == "cpu"
+    assert embedder_device(get_embedder("lbp"), torch.device("cuda", 0)).type == "cuda"  # torch ops on a buffer
+    assert embedder_device(get_embedder("dlib-resnet"), torch.device("cuda", 0)).type == "cuda"
+    assert embedder_device(get_embedder("dlib-resnet"), torch.device("cpu")).type == "cpu"
+
+
+@pytest.mark.parametrize("command, arguments", [
+    ("protocols.lfw", ["--embedder", "lbp", "--split", "view1"]),
+    ("protocols.separation", ["--dataset", "lfw", "--embedder", "lbp"]),
+    ("protocols.verification", ["--bin", "{tmp}/lfw.bin", "--embedder", "lbp"]),
+    ("protocols.ijba", ["--embedder", "lbp", "--protocol-dir", "{tmp}"]),
+])
+def test_every_protocol_takes_device(command, arguments, tmp_path):
+    """lfw, ijba, verification and separation share --device with --batch-size (one declaration): asking for a
+    GPU this machine lacks is refused by each before any work."""
+    import importlib
+
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="--device cuda: this machine has no usable CUDA GPU"):
+            importlib.import_module(command).main([a.format(tmp=tmp_path) for a in arguments] + ["--device", "cuda"])
