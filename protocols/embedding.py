@@ -63,8 +63,11 @@ def load_loose_crop(item: FaceItem) -> Image.Image:
     if item.box is None:
         return image
     x, y, width, height = item.box
-    if width <= 0 or height <= 0:
+    if not all(np.isfinite(item.box)) or width <= 0 or height <= 0:
         raise UserError(f"{item.path}: face box {item.box} has no area")
+    if x >= image.width or y >= image.height or x + width <= 0 or y + height <= 0:
+        raise UserError(f"{item.path}: face box {item.box} lies outside the {image.width}x{image.height} image "
+                        "(it would be embedded as a black crop)")
     side = max(width, height) * LFW_GEOMETRY_EXPANSION
     cx, cy = x + width / 2, y + height / 2
     left, top = cx - side / 2, cy - side / 2

@@ -56,8 +56,14 @@ def find_splits(protocol_dir: Path) -> list[int]:
     protocol_dir = Path(protocol_dir)
     if not protocol_dir.is_dir():
         raise UserError(f"IJB-A protocol folder not found: {protocol_dir}")
-    numbers = sorted(int(m.group(1)) for p in protocol_dir.iterdir() if (m := re.fullmatch(r"split(\d+)", p.name))
-                     and (p / f"verify_metadata_{m.group(1)}.csv").is_file())
+    folders = {int(m.group(1)): p for p in protocol_dir.iterdir() if (m := re.fullmatch(r"split(\d+)", p.name))}
+    incomplete = [f"{folder.name}/ lacks {name}" for number, folder in sorted(folders.items())
+                  for name in (f"verify_metadata_{number}.csv", f"verify_comparisons_{number}.csv")
+                  if not (folder / name).is_file()]
+    if incomplete and len(incomplete) < 2 * len(folders):  # some splits whole, some not: never drop one silently
+        raise UserError(f"{protocol_dir}: incomplete split folders ({'; '.join(incomplete)}): restore them, or "
+                        "move them away and choose the splits with --splits")
+    numbers = sorted(folders) if not incomplete else []
     if not numbers:
         raise UserError(f"{protocol_dir}: no split folders 'split<N>/verify_metadata_<N>.csv' found; "
                         "point --protocol-dir at IJB-A's 'IJB-A_11_sets' folder")
@@ -80,10 +86,15 @@ def read_metadata(path: Path) -> pd.DataFrame:
             bad = frame[column].isna()
         else:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-            bad = frame[column].isna()
+            bad = frame[column].isna() | ~np.isfinite(frame[column].to_numpy(dtype=float))
         if bad.any():
             line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # header is line 1
-            raise UserError(f"{path}:{line}: column {column} is empty or not a number")
+            raise UserError(f"{path}:{line}: column {column} is empty or not a finite number")
+    for column in ("FACE_WIDTH", "FACE_HEIGHT"):
+        bad = frame[column] <= 0
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise UserError(f"{path}:{line}: {column} must be positive, not {frame[column].iloc[line - 2]:g}")
     for column in ("TEMPLATE_ID", "SUBJECT_ID", "MEDIA_ID", "SIGHTING_ID"):
         frame[column] = frame[column].astype(np.int64)
     return frame
@@ -94,7 +105,12 @@ def read_comparisons(path: Path, templates: set[int]) -> np.ndarray:
     if not Path(path).is_file():
         raise UserError(f"comparisons file not found: {path}")
     pairs = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise UserError(f"{path}:{number}: not UTF-8 text (byte {raw[error.start]:#04x} at column "
+                            f"{error.start + 1}); expected two template ids 'A,B'") from None
         if not line.strip():
             continue
         fields = [f.strip() for f in line.split(",")]

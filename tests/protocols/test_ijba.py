@@ -127,3 +127,40 @@ def test_fixture_refuses_more_impostor_pairs_than_exist(lfw_root, tmp_path, subj
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("error: --impostors") and "impostor pairs" in message
     assert not list(out.glob("images/img/*.jpg")), "refused before writing images"
+
+
+@pytest.mark.parametrize("row, message", [("1,1,a.jpg,1,1,0,0,inf,5", ":2: column FACE_WIDTH is empty or not a finite"),
+                                          ("1,1,a.jpg,1,1,0,0,5,0", ":2: FACE_HEIGHT must be positive")])
+def test_infinite_or_empty_boxes_name_their_line(tmp_path, row, message):
+    """Issue 20, item 5: FACE_WIDTH=inf was embedded as a black crop with exit 0."""
+    path = tmp_path / "verify_metadata_1.csv"
+    path.write_text("TEMPLATE_ID,SUBJECT_ID,FILE,MEDIA_ID,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n" + row + "\n")
+    with pytest.raises(UserError, match=message):
+        read_metadata(path)
+
+
+def test_a_non_utf8_byte_in_comparisons_names_line_and_byte(tmp_path):
+    path = tmp_path / "verify_comparisons_1.csv"
+    path.write_bytes(b"1,2\n2,\xff1\n")
+    with pytest.raises(UserError, match=r"verify_comparisons_1.csv:2: not UTF-8 text \(byte 0xff at column 3\)"):
+        read_comparisons(path, {1, 2})
+
+
+@pytest.mark.data
+def test_a_box_outside_its_image_and_an_empty_split_are_errors(fixture_dir, tmp_path):
+    """Issue 20, item 5: a face box wholly outside its photo was embedded as a black crop, and an empty split
+    folder silently dropped its split from the mean; both now stop the run, naming what is wrong."""
+    import shutil
+
+    copy = tmp_path / "broken"
+    shutil.copytree(fixture_dir, copy)
+    (copy / "split3").mkdir()
+    with pytest.raises(UserError, match="split3/ lacks verify_metadata_3.csv"):
+        ijba.find_splits(copy)
+    shutil.rmtree(copy / "split3")
+    metadata_path = copy / "split1" / "verify_metadata_1.csv"
+    metadata = pd.read_csv(metadata_path)
+    metadata.loc[0, "FACE_X"] = 5000
+    metadata.to_csv(metadata_path, index=False)
+    with pytest.raises(UserError, match=r"face box \(5000.0, .* lies outside the \d+x\d+ image"):
+        evaluate_ijba(get_embedder("pixels"), copy, splits=[1], progress=False, use_cache=False)
