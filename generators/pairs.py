@@ -44,6 +44,7 @@ from generators.morphable.fit import FitConfig, fit_landmarks, fit_lighting
 from generators.morphable.ict import load_ict
 from generators.morphable.render import FaceRenderer, RenderBatch
 from bench.common.atomic import save_image_atomically
+from bench.common.images import to_rgb
 
 log = logging.getLogger(__name__)
 LANDMARK_CROP = CropGeometry(CANONICAL_CROP.size * 2, CANONICAL_CROP.padding)
@@ -115,7 +116,7 @@ class PairMaker:
         for row, photo in zip(rows, photos):
             try:
                 with Image.open(photo.path) as opened:
-                    images.append(opened.convert("RGB"))
+                    images.append(to_rgb(opened))
             except (OSError, UnidentifiedImageError) as error:
                 row["status"], row["detail"] = "unreadable image", str(error)
                 images.append(None)
@@ -198,7 +199,7 @@ class W300LPPairMaker:
             try:
                 fit = read_300wlp(photo.landmarks)
                 with Image.open(photo.path) as opened:
-                    image = opened.convert("RGB")
+                    image = to_rgb(opened)
             except UserError as error:
                 rows[i]["status"], rows[i]["detail"] = "bad fit file", str(error)
                 continue

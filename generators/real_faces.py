@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common.cli import add_common_arguments, run_main, setup_logging
 from generators.pairs import lfw_photos
-from recognition.faces.real_faces import list_face_images, prepare_faces
+from recognition.faces.real_faces import list_face_images, photo_keys, prepare_faces
 
 
 def lfw_training_photos(people_file: str = "peopleDevTrain", root=None) -> list[tuple[str, Path]]:
@@ -36,9 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lfw:
         photos = lfw_training_photos(args.lfw, args.data_root)
     else:
-        photos = [(str(p.relative_to(args.images).with_suffix("")).replace("/", "_"), p) for p in list_face_images(args.images)]
+        photos = photo_keys(args.images, list_face_images(args.images))
     counts = prepare_faces(photos[: args.limit], args.out)
+    unreadable = counts.pop("unreadable files", [])
     print(f"{counts} -> {args.out}")
+    if unreadable:
+        shown = "\n  ".join(unreadable[:10]) + (f"\n  ... and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
+        print(f"unreadable (skipped):\n  {shown}")
     return 0
 
 

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from bench.common.cli import UserError
+from bench.common.images import to_rgb
 from recognition.faces.align import CropGeometry
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class FolderImages:
 
     def load(self, path: Path) -> torch.Tensor:
         with Image.open(path) as image:
-            image = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
+            image = to_rgb(image).resize((self.size, self.size), Image.Resampling.BILINEAR)
         return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
 
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from bench.common.atomic import write_json, write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import data_root
+from bench.common.images import to_rgb
 from protocols.embedding import pair_similarity
 from protocols.lfw_files import LFWLayout
 from protocols.metrics import best_threshold, verification_metrics
@@ -59,7 +60,7 @@ def parse_options(options: Sequence[str]) -> dict[str, Any]:
 
 def _load(path: Path) -> Image.Image:
     with Image.open(path) as opened:
-        return opened.convert("RGB")
+        return to_rgb(opened)
 
 
 def devtrain_landmarks(layout: LFWLayout, paths: Sequence[Path], batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ from bench.common.atomic import atomic_path
 from bench.common.cli import UserError
 from bench.common.datasets import cache_dir
 from bench.common.devices import configure_device, move_module, resolve_device, to_device
+from bench.common.images import to_rgb
 from recognition.faces.align import Aligner, get_aligner
 from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION, LFW_GEOMETRY_SIZE, Embedder
 
@@ -55,7 +56,7 @@ def load_loose_crop(item: FaceItem) -> Image.Image:
     """
     try:
         with Image.open(item.path if item.content is None else io.BytesIO(item.content)) as opened:
-            image = opened.convert("RGB")
+            image = to_rgb(opened)
     except FileNotFoundError:
         raise UserError(f"image not found: {item.path}") from None
     except (UnidentifiedImageError, OSError) as error:

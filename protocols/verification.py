@@ -36,6 +36,7 @@ from PIL import Image
 
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.images import to_rgb
 from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options, pair_similarity
 from protocols.metrics import kfold_accuracies, verification_metrics
 from protocols.report import markdown_table, summary_frame, write_report
@@ -107,7 +108,7 @@ def _items(embedder: Embedder, data: VerificationSet) -> tuple[list[FaceItem], n
         if digest not in index_of:
             if embedder.crop is None:  # the embedder takes loose crops: warp the ArcFace face into one
                 with Image.open(io.BytesIO(content)) as image:
-                    face = image.convert("RGB")
+                    face = to_rgb(image)
                 loose = warp_to_crop(face, ARCFACE_CROP.resized(face.width).template(), LOOSE_CROP)
                 buffer = io.BytesIO()
                 loose.save(buffer, format="PNG")

@@ -52,6 +52,7 @@ from torchvision.transforms.v2 import functional as TF
 from bench.common.atomic import write_json
 from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import cache_dir, data_root
+from bench.common.images import to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,7 @@ def load_crop(path: Path) -> torch.Tensor:
     """(3, 108, 108) uint8 RGB, resized when the file is not a 108x108 crop."""
     try:
         with Image.open(path) as opened:
-            image = TF.pil_to_tensor(opened.convert("RGB"))
+            image = TF.pil_to_tensor(to_rgb(opened))
     except (OSError, UnidentifiedImageError) as error:
         raise UserError(f"cannot read image {path}: {error}") from None
     if image.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):

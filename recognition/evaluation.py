@@ -28,6 +28,7 @@ from PIL import Image
 from bench.common.atomic import atomic_path, write_json
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import cache_dir, data_root
+from bench.common.images import to_rgb
 from recognition.faces.align import ALIGNERS, Aligner, CropGeometry, get_aligner
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class ChipCache(Aligner):
             else:
                 found[i] = hit.exists()
                 with Image.open(hit if found[i] else fallback) as stored:
-                    chip = stored.convert("RGB")
+                    chip = to_rgb(stored)
             chips.append(chip)
         self._count(found)
         return chips, found

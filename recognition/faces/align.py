@@ -205,6 +205,10 @@ class MTCNNAligner(Aligner):
         points = np.zeros((len(images), 5, 2))
         found = np.zeros(len(images), dtype=bool)
         for size, indices in groups.items():
+            if min(size) < self.detector.min_face_size:  # MTCNN's image pyramid would be empty (and crash):
+                for i in indices:                        # no face this small can be found
+                    points[i] = landmarks_in_centred_box(*size)
+                continue
             with torch.inference_mode():
                 boxes, _, marks = self.detector.detect([images[i] for i in indices], landmarks=True)
             for i, box, mark in zip(indices, boxes, marks):

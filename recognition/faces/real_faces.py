@@ -8,6 +8,7 @@ CASIA-WebFace aligned the same way); only LFW's View 1 training people may be pr
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,25 +19,54 @@ from tqdm import tqdm
 from bench.common.cli import UserError
 from recognition.faces.align import CANONICAL_CROP, MTCNNAligner
 from bench.common.atomic import save_image_atomically
+from bench.common.images import to_rgb
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+def photo_keys(folder: Path, paths: Sequence[Path]) -> list[tuple[str, Path]]:
+    """(key, path) for photos under `folder`: the relative path without suffix, '/' as '_'; where two photos
+    would share a key (`face.jpg` and `face.png`, or `a_b/c.jpg` and `a/b_c.jpg`) they keep their suffix and
+    folders as '-' and '.' marks instead, so each writes its own crop. A clash left after that is an error."""
+    folder = Path(folder)
+    plain = [str(p.relative_to(folder).with_suffix("")).replace("/", "_") for p in paths]
+    clashing = {key for key in plain if plain.count(key) > 1}
+    keys = [str(p.relative_to(folder)).replace("/", "-").replace(".", "-") if key in clashing else key
+            for key, p in zip(plain, paths)]
+    seen: dict[str, Path] = {}
+    for key, path in zip(keys, paths):
+        if key in seen:
+            raise UserError(f"{seen[key]} and {path} would be written to the same crop {key}.png: rename one")
+        seen[key] = path
+    return list(zip(keys, paths))
+
+
 def prepare_faces(photos: Sequence[tuple[str, Path]], out: Path, batch_size: int = 32, progress: bool = True) -> dict:
-    """Align (key, path) photos into `out/<key>.png`; photos without a detected face are skipped and counted."""
+    """Align (key, path) photos into `out/<key>.png`; photos without a detected face are skipped and counted,
+    unreadable ones counted and named (a warning per file, and `unreadable files` in the result)."""
     out = Path(out)
+    keys = [key for key, _ in photos]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise UserError(f"two photos would be written to the same crop {out / twice}.png "
+                        f"({', '.join(str(p) for k, p in photos if k == twice)}): give them distinct keys")
     todo = [(key, path) for key, path in photos if not (out / f"{key}.png").exists()]
     aligner = MTCNNAligner() if todo else None
     counts = {"aligned": 0, "no face": 0, "unreadable": 0}
+    unreadable: list[str] = []
     for start in tqdm(range(0, len(todo), batch_size), desc="align real faces", disable=not progress):
         batch, keys = [], []
         for key, path in todo[start : start + batch_size]:
             try:
                 with Image.open(path) as opened:
-                    batch.append(opened.convert("RGB"))
+                    batch.append(to_rgb(opened))
                 keys.append(key)
-            except (OSError, UnidentifiedImageError):
+            except (OSError, UnidentifiedImageError) as error:
                 counts["unreadable"] += 1
+                unreadable.append(str(path))
+                log.warning("cannot read %s (%s): skipped", path, error)
         if not batch:
             continue
         chips, found = aligner.chips(batch, CANONICAL_CROP)
@@ -46,6 +76,8 @@ def prepare_faces(photos: Sequence[tuple[str, Path]], out: Path, batch_size: int
                 counts["aligned"] += 1
             else:
                 counts["no face"] += 1
+    if unreadable:
+        counts["unreadable files"] = unreadable
     return counts
 
 
