@@ -470,7 +470,7 @@ def _train_in_folder(config: TrainConfig, real: Path | None, pairs: Path | None,
         write_json(out / "data.json", {"real": str(real.resolve()),
                                        "pairs": None if pairs is None else str(pairs.resolve())})
     primary = trainer.rank == 0
-    metrics = MetricsLog(out, enabled=primary)
+    metrics = MetricsLog(out, enabled=primary, resume_from=trainer.state.iteration if resume else None)
     try:
         with StopOnSignal() as stop, tqdm(total=config.iterations, initial=trainer.state.iteration, desc="train",
                                           disable=not (progress and primary)) as bar:

@@ -375,7 +375,7 @@ def _train_in_folder(config: TrainConfig, out: Path, resume: bool, progress: boo
                 "images": len(trainer.synthetic)},
             "batch": {"real": trainer.batches.real_count, "synthetic": trainer.batches.synthetic_count},
             "world_size": trainer.world})
-    metrics = MetricsLog(out, enabled=primary)
+    metrics = MetricsLog(out, enabled=primary, resume_from=trainer.state.iteration if resume else None)
     try:
         with StopOnSignal() as stop, tqdm(total=config.iterations, initial=trainer.state.iteration,
                                           desc="train recognizer", unit="it", disable=not (progress and primary)) as bar:

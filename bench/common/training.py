@@ -32,16 +32,39 @@ class StopOnSignal:
 class MetricsLog:
     """Rows of logged values appended to `<out>/metrics.csv` and, when enabled, TensorBoard events."""
 
-    def __init__(self, out: Path, enabled: bool = True):
+    def __init__(self, out: Path, enabled: bool = True, resume_from: int | None = None):
+        """`resume_from`: the iteration of the checkpoint a resumed run continues from. Rows logged after it
+        (between the last checkpoint and a kill) are dropped, since the run logs them again; TensorBoard
+        purges its events after it likewise (`purge_step`)."""
         self.path, self.writer = Path(out) / "metrics.csv", None
         self.tensorboard = Path(out) / "tensorboard" if enabled else None  # opened at the first row, so that
         # a resumed run with nothing left to do adds no events file
+        self.purge_step = None
+        if enabled and resume_from is not None:
+            self._drop_rows_after(resume_from)
+
+    def _drop_rows_after(self, iteration: int) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            header, rows = reader.fieldnames or [], list(reader)
+        kept = [row for row in rows if int(float(row["iteration"])) <= iteration]
+        if len(kept) == len(rows):
+            return
+        log.info("%s: %d row(s) after iteration %d (logged after the last checkpoint) dropped; the run logs them "
+                 "again", self.path, len(rows) - len(kept), iteration)
+        with atomic_path(self.path) as temporary, open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header, restval="")
+            writer.writeheader()
+            writer.writerows(kept)
+        self.purge_step = iteration + 1
 
     def _open_tensorboard(self) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.tensorboard))
+            self.writer = SummaryWriter(str(self.tensorboard), purge_step=self.purge_step)
         except ImportError:  # tensorboard is a dependency; keep training if it is broken
             log.warning("tensorboard unavailable; logging to CSV only")
         self.tensorboard = None

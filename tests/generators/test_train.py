@@ -59,11 +59,20 @@ def test_kill_and_resume_equals_an_uninterrupted_run(real_folder, pairs_folder, 
     config = PRESETS["smoke"]
     train(config, real_folder, pairs_folder, tmp_path / "straight", progress=False)
     train(replace(config, iterations=2), real_folder, pairs_folder, tmp_path / "resumed", progress=False)
+    # a kill after the checkpoint at 2 but after iteration 3 was logged leaves a row the resume logs again
+    metrics = tmp_path / "resumed" / "metrics.csv"
+    last = metrics.read_text().splitlines()[-1].split(",")
+    metrics.write_text(metrics.read_text() + ",".join(["3"] + last[1:]) + "\n")
     train(config, real_folder, pairs_folder, tmp_path / "resumed", resume=True, progress=False)
     straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     for network in ("G", "G_prime", "D_real", "D_synthetic", "G_ema"):
         for key, value in straight[network].items():
             torch.testing.assert_close(resumed[network][key], value, msg=f"{network}.{key}")
+    # issue 20, item 8: each iteration logged once, with the values of the uninterrupted run
+    logged, expected = pd.read_csv(metrics), pd.read_csv(tmp_path / "straight" / "metrics.csv")
+    assert list(logged.iteration) == [1, 2, 3, 4]
+    timing = [c for c in expected.columns if "seconds" in c]
+    pd.testing.assert_frame_equal(logged.drop(columns=timing), expected.drop(columns=timing), rtol=1e-5)
 
 
 def test_resuming_a_finished_run_leaves_its_checkpoint_bytes_unchanged(real_folder, pairs_folder, tmp_path):
