@@ -5,6 +5,7 @@ A reader (or a resumed job) therefore sees either the old file or the complete n
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -12,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from bench.common.cli import UserError
 
 
 def _umask() -> int:
@@ -25,19 +28,43 @@ def _umask() -> int:
     return mask
 
 
+# a full disk, a quota, a read-only file system or a folder without write permission
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class OutputError(UserError):
+    """An output that cannot be written, naming the file and the cause; nothing half-written is left."""
+
+    def __init__(self, target: Path, error: OSError):
+        cause = error.strerror or type(error).__name__
+        super().__init__(f"cannot write {target}: {cause} (nothing was replaced; free space or choose another --out)")
+        self.errno = error.errno
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path with the target's suffix; on success it replaces `target`."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{target.stem}-", suffix=target.suffix)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{target.stem}-", suffix=target.suffix)
+    except OSError as error:
+        raise OutputError(target, error) from None
     try:
         try:
             os.fchmod(handle, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
         finally:
             os.close(handle)
-        yield Path(temporary)
-        os.replace(temporary, target)
+        try:
+            yield Path(temporary)
+        except OSError as error:
+            if error.errno in OUTPUT_ERRNOS and error.filename in (None, temporary, str(temporary)):
+                raise OutputError(target, error) from None  # name the file the user asked for, not the temporary
+            raise
+        try:
+            os.replace(temporary, target)
+        except OSError as error:
+            raise OutputError(target, error) from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

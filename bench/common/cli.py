@@ -6,6 +6,7 @@ prints its message and exits with code 2, never a traceback. Bugs still raise.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -36,6 +37,11 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as error:  # a full or read-only disk, or no permission, met outside the atomic writers
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        print(f"error: {error.filename or 'a file'}: {error.strerror}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     sys.exit(code or 0)
 
 

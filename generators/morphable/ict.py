@@ -21,8 +21,10 @@ import hashlib
 import json
 import os
 import logging
+import lzma
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,21 +69,29 @@ class _Source:
             if folder is None:
                 raise UserError(f"{self.path}: no FaceXModel/ folder; point at an ICT-FaceKit checkout")
             self.files = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".obj", ".json")}
-        elif zipfile.is_zipfile(self.path):
+        else:
+            try:
+                self._read_archive()
+            except tarfile.TarError as error:
+                raise UserError(f"{self.path}: not an ICT-FaceKit folder, zip or tar archive ({error})") from None
+            except (EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, OSError) as error:
+                raise UserError(f"{self.path}: the archive is damaged or truncated ({type(error).__name__}: "
+                                f"{str(error)[:120] or 'unexpected end of data'}); `python -m bench.data check` "
+                                "compares it with the published checksum; download it again") from None
+        if "generic_neutral_mesh.obj" not in self.files:
+            raise UserError(f"{self.path}: FaceXModel/generic_neutral_mesh.obj not found; is this ICT-FaceKit?")
+
+    def _read_archive(self) -> None:
+        if zipfile.is_zipfile(self.path):
             with zipfile.ZipFile(self.path) as archive:
                 for name in archive.namelist():
                     if "/FaceXModel/" in f"/{name}" and name.endswith((".obj", ".json")):
                         self.files[Path(name).name] = archive.read(name)
-        else:
-            try:
-                with tarfile.open(self.path) as archive:
-                    for member in archive:
-                        if member.isfile() and "FaceXModel/" in member.name and member.name.endswith((".obj", ".json")):
-                            self.files[Path(member.name).name] = archive.extractfile(member).read()
-            except tarfile.TarError as error:
-                raise UserError(f"{self.path}: not an ICT-FaceKit folder, zip or tar archive ({error})") from None
-        if "generic_neutral_mesh.obj" not in self.files:
-            raise UserError(f"{self.path}: FaceXModel/generic_neutral_mesh.obj not found; is this ICT-FaceKit?")
+            return
+        with tarfile.open(self.path) as archive:
+            for member in archive:
+                if member.isfile() and "FaceXModel/" in member.name and member.name.endswith((".obj", ".json")):
+                    self.files[Path(member.name).name] = archive.extractfile(member).read()
 
     def read(self, name: str) -> bytes:
         if name not in self.files:

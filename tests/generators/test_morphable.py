@@ -158,3 +158,16 @@ def test_content_digest_pins_the_model_whatever_the_container(ict_archive, tmp_p
                 target.writestr(f"ICT-FaceKit-abc/FaceXModel/{member.name.rsplit('/', 1)[1]}",
                                 source.extractfile(member).read())
     assert content_digest(repacked) == CONTENT_SHA256
+
+
+@pytest.mark.parametrize("keep", [0.02, 0.6])
+def test_a_truncated_ict_archive_is_named_not_a_traceback(ict_archive, tmp_path, keep):
+    """Issue 20, item 7: a cut-off download raised EOFError/LZMAError from deep inside tarfile."""
+    from bench.common.cli import UserError
+    from generators.morphable.ict import load_ict
+
+    data = ict_archive.read_bytes()
+    damaged = tmp_path / "ICT-FaceKit.tar.xz"
+    damaged.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(UserError, match=r"ICT-FaceKit.tar.xz: the archive is damaged or truncated .*bench.data check"):
+        load_ict(damaged, use_cache=False)

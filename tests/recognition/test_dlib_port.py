@@ -114,3 +114,16 @@ def test_port_separates_real_lfw_pairs_with_mtcnn_alignment(lfw_root):
     truth = np.array([p.same for p in chosen])
     assert (same == truth).mean() >= 0.95
     assert embeddings.alignment_misses <= 2
+
+
+@pytest.mark.parametrize("cut", [0, 100, 11_000_000])
+def test_dlib_bin_on_a_truncated_file_is_a_user_error(weights_path, tmp_path, cut):
+    """Issue 20, item 7: dlib-bin raised its own RuntimeError traceback on a cut-off .dat."""
+    pytest.importorskip("dlib", reason="dlib-bin is the reference implementation (pip install dlib-bin)")
+    from bench.common.cli import UserError
+    from recognition.embedders import get_embedder
+
+    broken = tmp_path / "truncated.dat"
+    broken.write_bytes(weights_path.read_bytes()[:cut])
+    with pytest.raises(UserError, match=rf"truncated.dat: dlib cannot read this network file \({cut} bytes"):
+        get_embedder("dlib-bin", weights=str(broken))

@@ -38,3 +38,51 @@ def test_an_existing_file_is_replaced_whole(tmp_path):
     write_text(target, "new")
     assert target.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"], "no temporary left behind"
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """Issue 20, item 7: a full or read-only disk gave a traceback naming a temporary file."""
+    import errno
+    import os
+
+    import pytest
+
+    from bench.common import atomic
+    from bench.common.atomic import OutputError, write_json
+
+    target = tmp_path / "metrics.json"
+    write_json(target, {"old": 1})
+
+    def full_disk(source, destination):
+        raise OSError(errno.ENOSPC, "No space left on device", str(source))
+
+    monkeypatch.setattr(atomic.os, "replace", full_disk)
+    with pytest.raises(OutputError, match=rf"cannot write {target}: No space left on device"):
+        write_json(target, {"new": 2})
+    assert target.read_text().strip().startswith("{") and "old" in target.read_text()
+    assert not list(tmp_path.glob(".tmp-*"))
+    monkeypatch.undo()
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "new"))
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only)
+    with pytest.raises(OutputError, match=r"new[/\\]result.json: Read-only file system"):
+        write_json(tmp_path / "new" / "result.json", {})
+    assert os.path.exists(target)
+
+
+def test_a_command_meeting_a_full_disk_exits_2_without_traceback(capsys):
+    import errno
+
+    import pytest
+
+    from bench.common.cli import run_main
+
+    def main(argv):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/embeddings.npz")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_main(main, [])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: /data/out/embeddings.npz: No space left on device"
