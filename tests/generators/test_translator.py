@@ -223,3 +223,23 @@ def test_one_step_decreases_the_generator_objective_on_a_fixed_batch():
     optimiser.step()
     after = objective()
     assert after.item() < before.item() and math.isfinite(after.item())
+
+
+def test_running_mean_centroids_start_at_the_first_visit_and_move_after_the_loss():
+    """The 'running-mean' variant: an unseen identity's centroid starts at its first image's feature, so that
+    image's own distance is 0 and the second image is measured against it; the trainer moves it afterwards."""
+    config = losses.IDENTITY_LOSS_VARIANTS["running-mean"]
+    centroids = IdentityCentroids(2, config.centroid_step, config.sequential)
+    centroids.centroids = {5: torch.tensor([0.0, 1.0])}
+    embeddings = torch.tensor([[2.0, 0.0], [0.0, 3.0], [0.0, -1.0]])  # identity 3 twice (new), identity 5 once
+    labels = torch.tensor([3, 3, 5])
+    loss, diagnostics = losses.identity_preservation_loss(embeddings, labels, centroids, config)
+    torch.testing.assert_close(centroids.centroids[3], torch.tensor([1.0, 0.0]))  # the first feature, normalised
+    torch.testing.assert_close(centroids.centroids[5], torch.tensor([0.0, 1.0]))  # not moved before the loss
+    # own squared distances: 0 (the first visit), 2 (unit vectors at right angles), 4 (opposite): sigma = 6 / 2
+    assert diagnostics["C_sigma"] == pytest.approx(3.0)
+    logit = lambda d: -d / 18.0  # 2 sigma^2 = 18
+    expected = [-(logit(0) - 1 - logit(2)), -(logit(2) - 1 - logit(0)), -(logit(4) - 1 - logit(2))]
+    assert loss.item() == pytest.approx(sum(expected) / 3)
+    centroids.update(torch.nn.functional.normalize(embeddings, dim=1), labels)  # the trainer, after the step
+    torch.testing.assert_close(centroids.centroids[5], torch.tensor([0.0, 1.0 - 0.05 * 2.0]))
