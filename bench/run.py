@@ -104,7 +104,7 @@ class Stage:
 
 # fields that say how to compute, not what: they do not enter a stage's key (a run resumes across them)
 HOW_TO_COMPUTE = frozenset({"precision", "bf16", "channels_last", "sync_batchnorm", "log_every", "sample_every",
-                            "checkpoint_every", "diagnose_every", "workers"})
+                            "checkpoint_every", "diagnose_every", "workers", "data_workers"})
 
 
 def preset_settings(module: str, name: str) -> dict[str, Any]:

@@ -95,6 +95,9 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, bf16 autocast, fp16 autocast + loss scaling (bench.common.devices)
     channels_last: bool = False
     sync_batchnorm: bool = False  # under DDP: batch-norm statistics over the global batch, not each rank's
+    # processes rendering and decoding the next batches while the step computes (generators.prefetch); the
+    # batches are the same as with 0 (in-process), so this is how to compute, not what
+    data_workers: int = 0
 
 
 PRESETS = {
@@ -197,6 +200,7 @@ class Trainer:
         self.rng = np.random.default_rng([config.seed, self.rank])  # each rank its own batches
         self.torch_rng = torch.Generator().manual_seed(config.seed * 1000 + self.rank)
         self.fixed_synthetic = None
+        self.prefetcher = None  # started at the first batch, after a resume has restored the draw state
 
     def _embedding_size(self) -> int:
         with torch.no_grad():
@@ -222,16 +226,50 @@ class Trainer:
         every = self.config.diagnose_every or self.config.log_every
         return (self.state.iteration + 1) % every == 0
 
+    def draw_decisions(self) -> dict:
+        """Every random choice of the next batch, in the order of every earlier version: the stream's
+        (identity, image) pairs, then the real photos, then the pairs (numpy draws y, then pairs)."""
+        labels, images = self.stream.next_batch()
+        decisions = {"labels": labels, "images": images,
+                     "real": self.rng.integers(len(self.real), size=self.config.batch_size)}
+        if self.pairs is not None:
+            decisions["pairs"] = self.rng.integers(len(self.pairs[0]), size=self.config.batch_size)
+        return decisions
+
+    def draw_state(self) -> dict:
+        """The state that `draw_decisions` advances (checkpointed as of the last batch consumed)."""
+        return {"stream": self.stream.state_dict(), "numpy": self.rng.bit_generator.state}
+
+    def _prepare_here(self, decisions: dict) -> dict[str, torch.Tensor]:
+        x, labels = self.synthetic.render(decisions["labels"], decisions["images"])
+        batches = {"x": x, "labels": labels, "y": self.real.batch(decisions["real"])}
+        if "pairs" in decisions:
+            batches["renders"], batches["reals"] = self.pairs[0].batch(decisions["pairs"]), self.pairs[1].batch(decisions["pairs"])
+        return batches
+
     def next_batches(self) -> dict[str, torch.Tensor]:
         """This iteration's inputs on the device: renders x (+ labels, on the CPU), real photos y and, with
-        L_DP, (render, photo) pairs. Numpy draws in the order of every earlier version (y, then pairs)."""
-        x, labels = self.synthetic.render(*self.stream.next_batch())
-        batches = {"x": x, "labels": labels,
-                   "y": self.real.batch(self.rng.integers(len(self.real), size=self.config.batch_size))}
-        if self.pairs is not None:
-            index = self.rng.integers(len(self.pairs[0]), size=self.config.batch_size)
-            batches["renders"], batches["reals"] = self.pairs[0].batch(index), self.pairs[1].batch(index)
+        L_DP, (render, photo) pairs; prepared in this process, or ahead of time by `data_workers` processes
+        (the same batches either way: generators.prefetch)."""
+        if self.config.data_workers > 0:
+            if self.prefetcher is None:
+                from generators.prefetch import BatchPrefetcher
+
+                pair_files = None if self.pairs is None else (self.pairs[0].files, self.pairs[1].files)
+                self.prefetcher = BatchPrefetcher(self.config.data_workers, self.draw_decisions, self.draw_state,
+                                                  self.config, self.real.files, pair_files)
+            batches = self.prefetcher.next()
+            if self.device.type == "cuda":
+                batches = {name: value if name == "labels" else value.pin_memory() for name, value in batches.items()}
+        else:
+            batches = self._prepare_here(self.draw_decisions())
         return {name: value if name == "labels" else self._batch(value) for name, value in batches.items()}
+
+    def close(self) -> None:
+        """Stop the data workers, if any."""
+        if self.prefetcher is not None:
+            self.prefetcher.close()
+            self.prefetcher = None
 
     def forward_G(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(A)'s forward, G' and D_R frozen by the caller: G(x), L_G, L_cyc, L_id and C's embeddings of G(x)."""
@@ -367,15 +405,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoint and samples
     def checkpoint(self) -> dict:
+        drawn = self.prefetcher.consumed_state() if self.prefetcher is not None else self.draw_state()
         return {
             "config": asdict(self.config), "state": asdict(self.state),
             "networks": {name: bare(getattr(self, name)).state_dict() for name in ("G", "G_prime", "D_real", "D_synthetic", "G_ema")},
             "optimisers": {n: o.state_dict() for n, o in self.optimisers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "centroids": self.centroids.state_dict(),
-            "stream": self.stream.state_dict(),
+            "stream": drawn["stream"],
             "scaler": self.scaler.state_dict(),  # {} unless fp16
-            "rng": {"numpy": self.rng.bit_generator.state, "torch": self.torch_rng.get_state(),
+            "rng": {"numpy": drawn["numpy"], "torch": self.torch_rng.get_state(),
                     "torch_global": torch.get_rng_state(),
                     **({"torch_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
         }
@@ -492,6 +531,7 @@ def _train_in_folder(config: TrainConfig, real: Path | None, pairs: Path | None,
         trainer.save()
     finally:
         metrics.close()
+        trainer.close()
     return trainer
 
 
@@ -524,11 +564,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="the older switch: --bf16 = --precision bf16, --no-bf16 = --precision fp32")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--data-workers", type=int, default=None,
+                        help="processes rendering and decoding the next batches during the step (default 0: in this "
+                             "process); the same batches either way. On a GPU, 2-4 keep the step from waiting")
     parser.add_argument("--sync-batchnorm", action=argparse.BooleanOptionalAction, default=None,
                         help="under torchrun: batch-norm statistics of G, G', D over all ranks (SyncBatchNorm)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    require_at_least(args, iterations=1, seed=0)
+    require_at_least(args, iterations=1, seed=0, data_workers=0)
     if args.data_root:
         import os
 
@@ -539,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_dict(json.loads(stored.read_text()))
         if precision is not None:  # how to compute, not what: a run may resume with another precision
             config = replace(config, precision=precision)
+        if args.data_workers is not None:
+            config = replace(config, data_workers=args.data_workers)
     else:
         config = PRESETS[args.preset]
         overrides = {k: v for k, v in {"iterations": args.iterations, "seed": args.seed}.items() if v is not None}
@@ -558,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["channels_last"] = args.channels_last
         if args.sync_batchnorm is not None:
             overrides["sync_batchnorm"] = args.sync_batchnorm
+        if args.data_workers is not None:
+            overrides["data_workers"] = args.data_workers
         config = replace(config, weights=weights, **overrides)
     trainer = train(config, args.real, args.pairs, args.out, args.resume, device=args.device)
     if trainer.rank == 0:
