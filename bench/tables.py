@@ -26,6 +26,7 @@ import pandas as pd
 
 from bench.common.atomic import save_figure, write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import portable_path
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 METRICS = {"lfw_accuracy": "LFW acc. (%)", "lfw_100_minus_eer": "LFW 100%-EER", "ijba_tar_0.01": "IJB-A TAR@0.01",
@@ -199,19 +200,27 @@ def _every_run(runs: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _recorded(runs: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
+    """The runs table as written: each run's folder relative to the runs folder, so that a committed
+    runs.csv names no folder of the machine that made it (the folder itself is named in tables.md)."""
+    return runs.assign(run=[Path(run).relative_to(runs_dir).as_posix() for run in runs.run])
+
+
 def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict[str, pd.DataFrame]:
     runs = collect_runs(runs_dir)
     if runs.empty:
         raise UserError(f"no finished runs under {runs_dir}: run `python -m bench.run` first (or pass --runs)")
     summary = summary_table(runs)
-    tables = {"runs": runs, "recognition": recognition_table(summary, paper_dir), "ablation": ablation_table(summary, paper_dir)}
+    tables = {"runs": _recorded(runs, runs_dir), "recognition": recognition_table(summary, paper_dir),
+              "ablation": ablation_table(summary, paper_dir)}
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         write_text(out / f"{name}.csv", table.to_csv(index=False))
     has_roc = plot_all_roc(runs, out / "roc.png")
     has_curves = plot_training_curves(runs, out / "training.png")
     separation = PAPER_DIR.parent / "separation" / "separation.png"
-    sections = ["# Tables of the paper, regenerated\n", f"Runs: `{runs_dir}`; {len(runs)} finished evaluations.\n",
+    sections = ["# Tables of the paper, regenerated\n",
+                f"Runs: `{portable_path(runs_dir)}`; {len(runs)} finished evaluations.\n",
                 "## Fig. 7 / Table 1: recognition with and without synthetic faces\n",
                 tables["recognition"].to_markdown(index=False, disable_numparse=True),
                 "\n## Supplementary Table 1: the translator without each loss (real share 50%)\n",
