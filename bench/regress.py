@@ -9,7 +9,9 @@ the baseline stores each metric's value and its tolerance (absolute, stated per 
 convolutions may differ in the last bits between CPUs, so exact equality would fail across machines
 for no reason). A metric outside its tolerance, or missing, fails with a table of baseline, value,
 difference and tolerance. `--update` keeps the tolerances and rewrites the values (new metrics get
-their probe's default tolerance); commit the diff with a sentence saying why the numbers moved.
+their probe's default tolerance) and records the machine they were measured on; commit the diff with a
+sentence saying why the numbers moved. Every run prints that machine beside this one: on the same
+machine and thread count the values repeat bit for bit, elsewhere they differ within the tolerances.
 """
 from __future__ import annotations
 
@@ -28,11 +30,13 @@ import pandas as pd
 from bench.common.atomic import write_json
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import data_root
+from bench.common.machine import describe_machine, machine
 from bench.fixtures import inverted_pairs, lfw_centre_crops
 
 log = logging.getLogger(__name__)
 BASELINE = Path("results/baselines/regress.json")
 EXIT_REGRESSION = 1
+RECORDED_ON = "machine"  # the baseline's entry for the machine it was measured on, beside one entry per probe
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ PROBES: dict[str, Probe] = {}
 
 
 def register_probe(name: str, tolerances: dict[str, float], description: str):
+    if name == RECORDED_ON:
+        raise ValueError(f"'{RECORDED_ON}' names the baseline's machine entry, not a probe")
+
     def decorate(run: Callable[[Path], dict[str, float]]):
         PROBES[name] = Probe(name, run, tolerances, description)
         return run
@@ -142,13 +149,27 @@ def _both_nan(a, b) -> bool:
     return a is not None and b is not None and np.isnan(a) and np.isnan(b)
 
 
-def updated_baseline(baseline: dict, current: dict[str, dict[str, float]]) -> dict:
-    updated = dict(baseline)
+def updated_baseline(baseline: dict, current: dict[str, dict[str, float]], recorded_on: dict) -> dict:
+    """The baseline with this run's values (stated tolerances kept) and `recorded_on`, the machine that
+    measured them."""
+    updated = {**baseline, RECORDED_ON: recorded_on}
     for probe, metrics in current.items():
         stored = baseline.get(probe, {})
         updated[probe] = {m: {"value": v, "tolerance": stored.get(m, {}).get("tolerance", PROBES[probe].tolerance(m))}
                           for m, v in sorted(metrics.items())}
     return updated
+
+
+def machine_lines(baseline: dict, here: dict) -> str:
+    """The machine the baseline was recorded on above this one: values repeat bit for bit only on the same
+    CPU, thread count and library versions, so a small difference on another machine is expected."""
+    recorded = baseline.get(RECORDED_ON)
+    lines = [f"baseline recorded on: {describe_machine(recorded)}", f"this machine:         {describe_machine(here)}"]
+    if not recorded:
+        lines.append("(the baseline predates machine records; --update records the machine)")
+    elif describe_machine(recorded) != describe_machine(here):
+        lines.append("(another machine: values may differ, within the tolerances; README, Reproducibility)")
+    return "\n".join(lines)
 
 
 def run_probes(names: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -192,10 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"no baseline at {args.baseline}: create it deliberately with --update")
     current = run_probes(names)
     table = compare(baseline, current)
+    here = machine()  # after the probes: torch loaded, its threads as the probes used them
+    print(machine_lines(baseline, here) + "\n")
     with pd.option_context("display.width", 160, "display.max_rows", None):
         print(table.to_markdown(index=False, floatfmt=".5g"))
     if args.update:
-        write_json(args.baseline, updated_baseline(baseline, current))
+        write_json(args.baseline, updated_baseline(baseline, current, here))
         print(f"baseline rewritten: {args.baseline}")
         return 0
     failed = table[table.status.isin(["REGRESSION", "MISSING"])]

@@ -9,7 +9,8 @@ share, synthetic set and seed) and writes, as Markdown and CSV:
   paper's Table 1 numbers where it gives them (VGG 100%, with and without GANFaces);
 - `ablation`: supplementary Table 1, the translator without each loss (real share 0.5), beside the paper;
 - `roc.png`: the LFW ROC curves of all runs in one plot;
-and links the identity-separation figure (`protocols.separation`) in `tables.md`.
+and links the identity-separation figure (`protocols.separation`) in `tables.md`, which names the
+machines the runs were computed on (their last digits depend on it: README, "Reproducibility").
 The paper trained VGG19 on 1.8M VGG Face images at full scale; runs of the cpu preset train a small
 network on 9.5K LFW images, so only the direction of a difference can be compared, not the level.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +28,8 @@ import pandas as pd
 
 from bench.common.atomic import save_figure, write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
+from bench.common.datasets import portable_path
+from bench.common.machine import describe_machine
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 METRICS = {"lfw_accuracy": "LFW acc. (%)", "lfw_100_minus_eer": "LFW 100%-EER", "ijba_tar_0.01": "IJB-A TAR@0.01",
@@ -199,19 +203,41 @@ def _every_run(runs: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _run_machine(run: str) -> dict | None:
+    """The machine recorded in a run's LFW metrics.json (None for runs from before machines were recorded)."""
+    stored = next(Path(run).glob("lfw-*/metrics.json"), None)
+    return json.loads(stored.read_text()).get("machine") if stored else None
+
+
+def machines_line(runs: pd.DataFrame) -> str:
+    """The machines the runs were computed on, the machine of most runs first: the same configuration gives
+    other last digits on another CPU, thread count or torch (README, "Reproducibility"), so a table says
+    where its numbers come from."""
+    counts = Counter(describe_machine(_run_machine(run)) for run in runs.run).most_common()
+    return "Machines: " + "; ".join(f"{described} ({count} run{'s' * (count > 1)})" for described, count in counts)
+
+
+def _recorded(runs: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
+    """The runs table as written: each run's folder relative to the runs folder, so that a committed
+    runs.csv names no folder of the machine that made it (the folder itself is named in tables.md)."""
+    return runs.assign(run=[Path(run).relative_to(runs_dir).as_posix() for run in runs.run])
+
+
 def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict[str, pd.DataFrame]:
     runs = collect_runs(runs_dir)
     if runs.empty:
         raise UserError(f"no finished runs under {runs_dir}: run `python -m bench.run` first (or pass --runs)")
     summary = summary_table(runs)
-    tables = {"runs": runs, "recognition": recognition_table(summary, paper_dir), "ablation": ablation_table(summary, paper_dir)}
+    tables = {"runs": _recorded(runs, runs_dir), "recognition": recognition_table(summary, paper_dir),
+              "ablation": ablation_table(summary, paper_dir)}
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         write_text(out / f"{name}.csv", table.to_csv(index=False))
     has_roc = plot_all_roc(runs, out / "roc.png")
     has_curves = plot_training_curves(runs, out / "training.png")
     separation = PAPER_DIR.parent / "separation" / "separation.png"
-    sections = ["# Tables of the paper, regenerated\n", f"Runs: `{runs_dir}`; {len(runs)} finished evaluations.\n",
+    sections = ["# Tables of the paper, regenerated\n",
+                f"Runs: `{portable_path(runs_dir)}`; {len(runs)} finished evaluations.\n", machines_line(runs) + "\n",
                 "## Fig. 7 / Table 1: recognition with and without synthetic faces\n",
                 tables["recognition"].to_markdown(index=False, disable_numparse=True),
                 "\n## Supplementary Table 1: the translator without each loss (real share 50%)\n",

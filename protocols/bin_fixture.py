@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.common.datasets import data_root
+from bench.common.datasets import data_root, portable_path
 from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
 from protocols.verification_files import FIXTURE_MARKER_SUFFIX, write_bin
 from recognition.faces.align import ARCFACE_CROP, MTCNNAligner
@@ -78,8 +78,8 @@ def build_lfw_bin(root: Path | None, out: Path, split: str = "10fold", limit: in
     images = [encoded[photo] for p in pairs for photo in ((p.name1, p.image1), (p.name2, p.image2))]
     out = write_bin(Path(out), images, [p.same for p in pairs])
     write_text(out.with_name(out.name + FIXTURE_MARKER_SUFFIX), MARKER.format(
-        pairs_files=" + ".join(PAIRS_FILES[split]), pairs=len(pairs), root=layout.data_root, quality=quality,
-        limited=f", --limit {limit} spread evenly" if limit and limit < len(pairs) else "",
+        pairs_files=" + ".join(PAIRS_FILES[split]), pairs=len(pairs), root=portable_path(layout.data_root, root),
+        quality=quality, limited=f", --limit {limit} spread evenly" if limit and limit < len(pairs) else "",
         misses=misses, faces=len(photos)))
     log.info("%d pairs, %d distinct photos, MTCNN missed %d: %s", len(pairs), len(photos), misses, out)
     return out

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from bench.common.cli import UserError, add_common_arguments, check_output_folder, run_main, setup_logging
-from bench.common.datasets import data_root
+from bench.common.datasets import data_root, portable_path
 from recognition.faces.align import ALIGNERS
 from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options, pair_similarity
 from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
 from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics
-from protocols.report import markdown_table, summary_frame, write_report
+from protocols.report import markdown_table, portable_config, summary_frame, write_report
 from recognition.embedders import Embedder, get_embedder, list_embedder_prefixes, list_embedders
 from recognition.embedders.registry import file_safe_name
 
@@ -79,7 +79,8 @@ def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10f
     layout.require(*PAIRS_FILES[split])
     aligner = embed_options.get("aligner", "mtcnn")
     config = {"embedder": embedder.name, "embedder_key": embedder.cache_key, "metric": embedder.metric,
-              "split": split, "flip": bool(embed_options.get("flip", False)), "data_root": str(layout.data_root),
+              "split": split, "flip": bool(embed_options.get("flip", False)),
+              "data_root": portable_path(layout.data_root, root),  # as a record another machine can read
               "aligner": (aligner if isinstance(aligner, str) else aligner.name) if embedder.crop else None}
     if split == "10fold":
         pairs = layout.pairs("pairs.txt")
@@ -146,9 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stored = out / "metrics.json"
     if stored.exists() and not args.force:
         previous = json.loads(stored.read_text())
-        wanted = {"embedder_key": embedder.cache_key, "data_root": str(data_root(args.data_root)),
+        # paths as recorded ($FACEBENCH_DATA/...) on both sides: records written before that hold absolute ones
+        wanted = {"embedder_key": embedder.cache_key,
+                  "data_root": portable_path(data_root(args.data_root), args.data_root),
                   "aligner": args.aligner if embedder.crop else None, "flip": args.flip, "split": args.split}
-        if all(previous["config"].get(key) == value for key, value in wanted.items()):
+        recorded = portable_config(previous["config"])
+        if all(recorded.get(key) == value for key, value in wanted.items()):
             print(f"{previous['title']} (cached in {out}; --force recomputes)\n")
             print(markdown_table(summary_frame(previous["metrics"])))
             return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,22 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench.common.atomic import atomic_path, save_figure, write_json, write_text  # noqa: E402
+from bench.common.datasets import portable_path  # noqa: E402
+from bench.common.machine import machine  # noqa: E402
 from protocols.metrics import roc  # noqa: E402
 
 Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]  # label -> (scores, labels)
+
+
+def portable_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration as recorded: every path (a Path, or a string holding an absolute path) as
+    `portable_path` writes it, so that a committed metrics.json names no folder of the machine that made it."""
+    def recorded(value: Any) -> Any:
+        if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isabs(value)):
+            return portable_path(value)
+        return value
+
+    return {key: recorded(value) for key, value in config.items()}
 
 
 def summary_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
@@ -72,11 +86,13 @@ def plot_score_histogram(scores: np.ndarray, labels: np.ndarray, path: Path, tit
 def write_report(out_dir: Path, title: str, summary: Mapping[str, Any], config: Mapping[str, Any],
                  tables: Mapping[str, pd.DataFrame], curves: Curves,
                  threshold: float | None = None) -> Path:
-    """Write metrics.json, metrics.csv, <table>.csv, metrics.md, roc.png, scores.png and scores.npz (each curve's
+    """Write metrics.json (with the configuration's paths made portable and the machine that computed the
+    metrics), metrics.csv, <table>.csv, metrics.md, roc.png, scores.png and scores.npz (each curve's
     scores and labels, so that ROC curves of many runs can be drawn together later) into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "metrics.json", {"title": title, "config": dict(config), "metrics": dict(summary)})
+    write_json(out_dir / "metrics.json", {"title": title, "config": portable_config(config), "metrics": dict(summary),
+                                           "machine": machine()})  # the last bits of a metric depend on it
     summary_table = summary_frame(summary)
     write_text(out_dir / "metrics.csv", summary_table.to_csv(index=False))
     sections = [f"# {title}\n", markdown_table(summary_table)]

@@ -27,7 +27,7 @@ from PIL import Image
 
 from bench.common.atomic import atomic_path, write_json
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.common.datasets import cache_dir, data_root
+from bench.common.datasets import cache_dir, data_root, portable_path
 from bench.common.images import to_rgb
 from recognition.faces.align import ALIGNERS, Aligner, CropGeometry, get_aligner
 
@@ -98,7 +98,7 @@ def evaluate_run(run: Path, lfw_split: str, ijba: Path | None = None, aligner: s
     options = {"aligner": chip_source, "progress": progress, "workers": workers}
     lfw = evaluate_lfw(embedder, root, lfw_split, **options)
     write_lfw_report(lfw, run / f"lfw-{lfw_split}")
-    results = {"checkpoint": str(run / "checkpoint.pt"), "iteration": embedder.config.get("iteration"),
+    results = {"checkpoint": portable_path(run / "checkpoint.pt"), "iteration": embedder.config.get("iteration"),
                "embedder_key": embedder.cache_key, "lfw": {"split": lfw_split, **lfw.summary}}
     log.info("LFW %s accuracy %.2f%%", lfw_split, lfw.summary["accuracy_percent"])
     ijba = Path(ijba) if ijba is not None else default_ijba_folder(root)
@@ -106,7 +106,7 @@ def evaluate_run(run: Path, lfw_split: str, ijba: Path | None = None, aligner: s
         result = evaluate_ijba(embedder, ijba, **options)
         write_report(run / "ijba", f"IJB-A 1:1 verification ({ijba.name}): recognizer {run.name}", result.summary,
                      result.config, {"splits": result.per_split}, result.curves)
-        results["ijba"] = {"protocol_dir": str(ijba), **result.summary}
+        results["ijba"] = {"protocol_dir": portable_path(ijba), **result.summary}
     write_json(run / "results.json", results)
     return results
 

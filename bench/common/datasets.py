@@ -28,6 +28,31 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+DATA_ROOT_VARIABLE = "$FACEBENCH_DATA"
+
+
+def portable_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
+    """`path` as another machine can read it in a committed record: under the data root as
+    "$FACEBENCH_DATA/<relative>", under the working folder (the checkout) relative to it, else unchanged.
+
+    Results are committed from one machine and read on others, where the data root and the checkout
+    lie elsewhere; an absolute path would name the folders of the machine that made the record.
+    `root` is an explicit data root (`--data-root`), as `data_root` takes it. Relative paths and paths
+    already written this way are returned as they are."""
+    given = Path(path).expanduser()
+    if not given.is_absolute():
+        return str(path)
+    resolved = given.resolve()
+    for base, prefix in ((data_root(root), DATA_ROOT_VARIABLE), (Path.cwd().resolve(), None)):
+        for candidate in (resolved, given):  # resolved as data_root() is; as given for a symlinked checkout
+            if candidate.is_relative_to(base):
+                relative = candidate.relative_to(base).as_posix()
+                if prefix is None:
+                    return relative
+                return prefix if relative == "." else f"{prefix}/{relative}"
+    return str(given)
+
+
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Where derived, recomputable files go (embedding caches): never inside a read-only data root."""
     chosen = explicit or os.environ.get("FACEBENCH_CACHE") or DEFAULT_CACHE_DIR

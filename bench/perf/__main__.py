@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.perf.record import PERF_DIR, machine
+from bench.perf.record import PERF_DIR, dated_machine
 
 
 def benchmarks(scratch: Path, quick: bool) -> dict[str, list[str]]:
@@ -89,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def latest_text(ran: list[tuple[str, int, float]], records: Path) -> str:
-    sections = [f"# Speed benchmarks, latest run\n\nMachine: `{json.dumps(machine())}`\n"]
+    import torch  # noqa: F401  loaded: the machine line then names torch's threads and kernels
+
+    sections = [f"# Speed benchmarks, latest run\n\nMachine: `{json.dumps(dated_machine())}`\n"]
     for name, code, seconds in ran:
         record = records / f"{name}.md"
         status = "ok" if code == 0 else f"FAILED (exit {code})"

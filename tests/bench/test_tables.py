@@ -1,5 +1,6 @@
 """bench.tables on a fixture of finished runs written by the test (stage markers, results, LFW scores)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,6 +85,27 @@ def test_tables_sit_beside_the_papers_numbers(runs, tmp_path):
     assert (tmp_path / "tables" / "roc.png").exists() and "roc.png" in (tmp_path / "tables" / "tables.md").read_text()
     assert pd.read_csv(tmp_path / "tables" / "runs.csv").shape[0] == 4
     assert (tmp_path / "tables" / "training.png").exists() and "training.png" in (tmp_path / "tables" / "tables.md").read_text()
+
+
+def test_written_tables_name_no_folder_of_this_machine(runs, tmp_path, monkeypatch):
+    """Issue 20, item 10: tables.md and runs.csv carried the absolute runs folder of the machine that made them."""
+    monkeypatch.chdir(tmp_path)  # the checkout: --runs runs, absolute as a script might pass it
+    write_tables(runs.resolve(), Path("tables"))
+    recorded = pd.read_csv(tmp_path / "tables" / "runs.csv")
+    assert sorted(recorded.run) == ["recognizer-a0/run", "recognizer-a1/run", "recognizer-b0/run", "recognizer-c0/run"]
+    text = (tmp_path / "tables" / "tables.md").read_text()
+    assert "Runs: `runs`; 4 finished evaluations." in text and str(tmp_path) not in text
+    assert "roc.png" in text, "the plots still find each run's scores"
+    assert "Machines: not recorded (4 runs)" in text  # the fixture's runs have no LFW metrics.json
+
+
+def test_tables_name_the_machines_their_runs_were_computed_on(runs, tmp_path):
+    host = {"cpu_model": "Example CPU", "cpu_vector_flags": "avx2", "torch": "2.14.1", "torch_threads": 2}
+    for key in ("a0", "a1", "b0"):
+        (runs / f"recognizer-{key}" / "run" / "lfw-view1" / "metrics.json").write_text(json.dumps({"machine": host}))
+    write_tables(runs, tmp_path / "tables")
+    text = (tmp_path / "tables" / "tables.md").read_text()
+    assert "Machines: Example CPU (avx2), torch 2.14.1, 2 threads (3 runs); not recorded (1 run)" in text
 
 
 def test_no_finished_runs_is_a_clear_error(tmp_path):

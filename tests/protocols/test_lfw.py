@@ -80,3 +80,26 @@ def test_cli_refuses_an_out_that_is_a_file_before_embedding(lfw_root, tmp_path, 
     for out in (tmp_path / "taken", tmp_path / "taken" / "below"):
         with pytest.raises(UserError, match=re.escape(f"--out {out}: {tmp_path / 'taken'} is a file")):
             lfw.main(["--embedder", "lbp", "--split", "view1", "--out", str(out), "--data-root", str(lfw_root)])
+
+
+@pytest.mark.parametrize("recorded_root", ["absolute", "$FACEBENCH_DATA"])
+def test_cli_reuses_a_stored_result_whichever_way_it_names_the_data_root(tmp_path, monkeypatch, capsys, recorded_root):
+    """Issue 20, item 10: metrics.json records the data root as $FACEBENCH_DATA; records written before that
+    (absolute) still count as the same evaluation."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("FACEBENCH_DATA", str(root))
+    out = tmp_path / "lbp-view1"
+    out.mkdir()
+    config = {"embedder": "lbp", "embedder_key": get_embedder("lbp").cache_key,
+              "data_root": str(root) if recorded_root == "absolute" else recorded_root,
+              "aligner": None, "flip": False, "split": "view1"}
+    (out / "metrics.json").write_text(json.dumps({"title": "LFW view1: lbp", "config": config,
+                                                  "metrics": {"accuracy_percent": 67.3}}))
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("the stored result should have been reused")
+
+    monkeypatch.setattr(lfw, "evaluate_lfw", no_evaluation)
+    assert lfw.main(["--embedder", "lbp", "--split", "view1", "--out", str(out)]) == 0
+    assert "cached" in capsys.readouterr().out
