@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protocols import ijba
+from protocols import ijba, ijbc
 from protocols.templates import pool_templates, template_features
 
 FEATURES = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 4.0], [0.0, 2.0]])
@@ -37,6 +37,7 @@ def test_ijba_frame_interface_and_one_implementation_for_all_template_protocols(
     pooled = template_features(metadata, FEATURES, normalise_faces=False)
     np.testing.assert_allclose(pooled[2], np.array([1, 2]) / np.sqrt(5))
     assert ijba.template_features is template_features
+    assert ijbc.pool_templates is pool_templates
 
 
 def test_one_weight_per_face():
