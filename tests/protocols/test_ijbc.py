@@ -181,3 +181,17 @@ def test_a_missing_crop_or_landmark_line_is_named(fixture_dir, tmp_path):
     (copy / "meta" / "ijbc_1N_probe_mixed.csv").unlink()
     with pytest.raises(UserError, match="1:N needs the galleries"):
         load_protocol(copy)
+
+
+@pytest.mark.data
+def test_ijbb_names_are_found(fixture_dir, tmp_path):
+    """IJB-B's files carry the prefix ijbb and name its galleries S1 and S2; the set is found from the files."""
+    copy = tmp_path / "IJBB"
+    shutil.copytree(fixture_dir, copy)
+    for path in (copy / "meta").iterdir():
+        path.rename(path.with_name(path.name.replace("ijbc_", "ijbb_").replace("_G", "_S")))
+    (copy / "README.txt").unlink()
+    protocol = load_protocol(copy)
+    assert protocol.set_name == "ijbb" and list(protocol.galleries) == ["S1", "S2"] and protocol.fixture_note is None
+    with pytest.raises(UserError, match="no meta/ijbc_face_tid_mid.txt or meta/ijbb_face_tid_mid.txt"):
+        load_protocol(tmp_path)
