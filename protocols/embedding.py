@@ -29,10 +29,13 @@ from bench.common.cli import UserError
 from bench.common.datasets import cache_dir
 from bench.common.devices import configure_device, move_module, resolve_device, to_device
 from bench.common.images import to_rgb
-from recognition.faces.align import Aligner, get_aligner
+from recognition.faces.align import Aligner, CropGeometry, get_aligner, warp_to_crop
 from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION, LFW_GEOMETRY_SIZE, Embedder
 
 log = logging.getLogger(__name__)
+
+# LFW's loose crop as a crop geometry: the unit face frame is the central 1/2.2 of a 250x250 square
+LOOSE_CROP = CropGeometry(LFW_GEOMETRY_SIZE, (LFW_GEOMETRY_EXPANSION - 1) / 2)
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,17 @@ class FaceItem:
     """One image to embed. `box` = (x, y, width, height) of the face; None when the image is already a loose crop.
 
     `content`, when given, is the encoded image itself (JPEG/PNG bytes from a container file such as a
-    verification .bin); `path` then only names where it came from, in messages.
+    verification .bin); `path` then only names where it came from, in messages. `landmarks`, when given,
+    are the face's five points (x1, y1, ..., x5, y5, in `FIVE_POINT_TEMPLATE`'s order, pixels of the loaded
+    image): the face is then warped by them into the embedder's crop (LFW's loose-crop geometry for
+    embedders without one), with no detection (IJB-B/C's given landmarks). Put them in `key` too.
     """
 
     key: str
     path: Path
     box: tuple[float, float, float, float] | None = None
     content: bytes | None = field(default=None, repr=False, compare=False)
+    landmarks: tuple[float, ...] | None = None
 
 
 def load_loose_crop(item: FaceItem) -> Image.Image:
@@ -81,7 +88,8 @@ def load_loose_crop(item: FaceItem) -> Image.Image:
 
 
 class _FaceDataset(Dataset):
-    """Loose crops, transformed by the embedder unless they still need aligning (then PIL images)."""
+    """Loose crops, transformed by the embedder unless they still need aligning (then PIL images); items with
+    landmarks are warped by them into the embedder's crop here, in the workers."""
 
     def __init__(self, items: Sequence[FaceItem], embedder: Embedder, transform: bool):
         self.items, self.embedder, self.transform = items, embedder, transform
@@ -91,7 +99,11 @@ class _FaceDataset(Dataset):
 
     def __getitem__(self, index: int):
         try:
-            image = load_loose_crop(self.items[index])
+            item = self.items[index]
+            image = load_loose_crop(item)
+            if item.landmarks is not None:
+                points = np.asarray(item.landmarks, dtype=np.float64).reshape(5, 2)
+                return self.embedder.transform(warp_to_crop(image, points, self.embedder.crop or LOOSE_CROP)), index, None
             return (self.embedder.transform(image) if self.transform else image), index, None
         except UserError as error:  # reported by the main process, not as a worker traceback
             return None, index, str(error)
@@ -200,16 +212,20 @@ def embed_items(
     (batched, in the main process); with `flip`, each feature is f(x) + f(mirror(x)). On a GPU `device`,
     a torch embedder is moved there (and MTCNN runs there when named by string); images are decoded by
     the DataLoader's workers into pinned memory. Features do not depend on the device beyond rounding,
-    so the cache is shared."""
+    so the cache is shared. Items with `landmarks` are warped by them instead (all items, or none, may
+    carry landmarks; `aligner` is then unused)."""
     device = torch.device(device)
     compute_on = embedder_device(embedder, device)
     if compute_on != device:
         log.info("%s runs on the CPU (not a torch network): --device %s applies to alignment only", embedder.name, device)
     move_module(embedder, compute_on)
-    aligning = embedder.crop is not None
+    given = sum(item.landmarks is not None for item in items)
+    if 0 < given < len(items):
+        raise ValueError(f"{given} of {len(items)} items carry landmarks: give them for all items or for none")
+    aligning = embedder.crop is not None and not given
     if aligning and isinstance(aligner, str):
         aligner = get_aligner(aligner, device)
-    suffix = (f"-{aligner.cache_tag}" if aligning else "") + ("-flip" if flip else "")
+    suffix = (f"-{aligner.cache_tag}" if aligning else "-given5pts" if given else "") + ("-flip" if flip else "")
     cache = None
     todo = list(range(len(items)))
     if use_cache:

@@ -9,7 +9,7 @@ the image root (IJB-A: `images/`, holding `img/` and `frame/`).
 
 Each face is cropped by its box (a square 2.2 times the box, as LFW's images are) and embedded;
 features (L2-normalised first for cosine embedders) are averaged within each media, then across the
-template's media, and L2-normalised; a comparison's score is the cosine of its two templates,
+template's media, and L2-normalised (`protocols.templates`, shared with IJB-B/C); a comparison's score is the cosine of its two templates,
 genuine when their SUBJECT_IDs match. TAR@FAR=0.01 and 0.001 are computed per split and reported
 as mean and sample standard deviation (ddof=1) over the splits.
 
@@ -34,6 +34,7 @@ from recognition.faces.align import ALIGNERS
 from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options
 from protocols.metrics import verification_metrics
 from protocols.report import markdown_table, write_report
+from protocols.templates import template_features
 from recognition.embedders import Embedder, get_embedder, list_embedders
 from recognition.embedders.registry import file_safe_name
 
@@ -135,20 +136,6 @@ def load_split(protocol_dir: Path, number: int) -> IJBASplit:
 
 def face_key(row) -> str:
     return f"ijba/{row.FILE}@{row.FACE_X:g},{row.FACE_Y:g},{row.FACE_WIDTH:g},{row.FACE_HEIGHT:g}"
-
-
-def template_features(metadata: pd.DataFrame, face_features: np.ndarray, normalise_faces: bool) -> dict[int, np.ndarray]:
-    """Average faces within each media, then media within each template, then L2-normalise."""
-    features = face_features.astype(np.float64)
-    if normalise_faces:
-        features = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
-    frame = pd.DataFrame(features)
-    frame["template"], frame["media"] = metadata.TEMPLATE_ID.to_numpy(), metadata.MEDIA_ID.to_numpy()
-    per_media = frame.groupby(["template", "media"]).mean()
-    per_template = per_media.groupby(level="template").mean()
-    matrix = per_template.to_numpy()
-    matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
-    return dict(zip(per_template.index.tolist(), matrix))
 
 
 def resolve_image_root(protocol_dir: Path, image_root: Path | None) -> Path:

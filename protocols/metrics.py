@@ -9,6 +9,15 @@ Conventions, stated once for every protocol:
   (no interpolation). It is reported only when there are at least 1/f impostor pairs, otherwise NaN:
   with fewer, the smallest nonzero FAR that can be observed is already above f.
 - Threshold accuracy predicts 'same' when score >= threshold.
+
+Identification (1:N, open set, as NIST's IJB-B/C reports; `identification_metrics`):
+- A search is *mated* when the probe's subject has a template in the gallery, else *non-mated*.
+- Rank of a mated search: 1 + the number of non-mate gallery templates scoring strictly above its best mate.
+  Rank-k is the fraction of mated searches with rank <= k (closed-set CMC over the mated searches).
+- TPIR@FPIR=f: among thresholds that accept at most a fraction f of the non-mated searches' top scores
+  (accept = top score above the threshold), the largest fraction of mated searches whose mate is at rank 1
+  and scores above it. With m = floor(f x non-mated searches), that threshold is the (m+1)-th highest
+  non-mated top score, exclusive. Reported only with at least 1/f non-mated searches, otherwise NaN.
 """
 from __future__ import annotations
 
@@ -139,3 +148,41 @@ def verification_metrics(scores, labels, fars: Sequence[float] = DEFAULT_FARS) -
 
 def far_key(far: float) -> str:
     return f"tar@far={far:g}"
+
+
+def tpir_at_fpir(mate_scores, mate_ranks, nonmated_top_scores, fpir: float) -> float:
+    """Fraction of mated searches found at rank 1 above the threshold that keeps FPIR <= `fpir`; NaN with fewer
+    than 1/fpir non-mated searches (see the module docstring)."""
+    mate_scores, mate_ranks = np.asarray(mate_scores, dtype=np.float64), np.asarray(mate_ranks)
+    nonmated = np.sort(np.asarray(nonmated_top_scores, dtype=np.float64))[::-1]
+    if nonmated.size * fpir < 1 - 1e-9 or mate_scores.size == 0:
+        return float("nan")
+    allowed = int(np.floor(fpir * nonmated.size + 1e-9))
+    threshold = nonmated[allowed] if allowed < nonmated.size else -np.inf
+    return float(np.mean((mate_ranks == 1) & (mate_scores > threshold)))
+
+
+def identification_metrics(similarity, probe_subjects, gallery_subjects, ranks: Sequence[int] = (1, 5, 10),
+                           fpirs: Sequence[float] = (0.01, 0.1)) -> dict[str, float]:
+    """Open-set 1:N figures of a (probes, gallery templates) similarity matrix: rank-k and TPIR@FPIR (module docstring)."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    probe_subjects, gallery_subjects = np.asarray(probe_subjects).ravel(), np.asarray(gallery_subjects).ravel()
+    if similarity.shape != (probe_subjects.size, gallery_subjects.size):
+        raise ValueError(f"similarity {similarity.shape} does not match {probe_subjects.size} probes and "
+                         f"{gallery_subjects.size} gallery templates")
+    if not np.all(np.isfinite(similarity)):
+        raise ValueError("similarities contain NaN or infinity")
+    mates = probe_subjects[:, None] == gallery_subjects[None, :]
+    mated = mates.any(axis=1)
+    if not mated.any():
+        raise ValueError("no probe has a mate in the gallery")
+    mate_scores = np.where(mates, similarity, -np.inf).max(axis=1)[mated]
+    mate_ranks = 1 + ((similarity[mated] > mate_scores[:, None]) & ~mates[mated]).sum(axis=1)
+    nonmated_top = similarity[~mated].max(axis=1) if (~mated).any() else np.zeros(0)
+    metrics: dict[str, float] = {"mated_searches": int(mated.sum()), "nonmated_searches": int((~mated).sum()),
+                                 "gallery_templates": int(gallery_subjects.size)}
+    for k in ranks:
+        metrics[f"rank-{k}"] = float(np.mean(mate_ranks <= k))
+    for fpir in fpirs:
+        metrics[f"tpir@fpir={fpir:g}"] = tpir_at_fpir(mate_scores, mate_ranks, nonmated_top, fpir)
+    return metrics

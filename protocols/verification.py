@@ -37,20 +37,19 @@ from PIL import Image
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.images import to_rgb
-from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options, pair_similarity
+from protocols.embedding import (LOOSE_CROP, FaceItem, add_embedding_arguments, embed_items, embedding_options,
+                                 pair_similarity)
 from protocols.metrics import kfold_accuracies, verification_metrics
 from protocols.report import markdown_table, summary_frame, write_report
 from protocols.verification_files import KNOWN_SETS, VerificationSet, find_sets, read_bin
 from recognition.embedders import Embedder, get_embedder, list_embedder_prefixes, list_embedders
-from recognition.embedders.registry import LFW_GEOMETRY_EXPANSION, LFW_GEOMETRY_SIZE, file_safe_name
-from recognition.faces.align import ARCFACE_CROP, CropGeometry, PrealignedAligner, warp_to_crop
+from recognition.embedders.registry import file_safe_name
+from recognition.faces.align import ARCFACE_CROP, PrealignedAligner, warp_to_crop
 
 log = logging.getLogger(__name__)
 
 INSIGHTFACE_THRESHOLDS = np.arange(0, 4, 0.01)
 FOLDS = 10
-# LFW's loose crop as a crop geometry: the unit face frame is the central 1/2.2 of a 250x250 square
-LOOSE_CROP = CropGeometry(LFW_GEOMETRY_SIZE, (LFW_GEOMETRY_EXPANSION - 1) / 2)
 
 
 def consecutive_folds(pairs: int, folds: int = FOLDS) -> np.ndarray:

@@ -24,6 +24,8 @@ def run(*args, env_extra=None):
         (("protocols.ijba", "--embedder", "lbp", "--protocol-dir", "/nonexistent-ijba"), "protocol folder not found"),
         (("protocols.ijba", "--embedder", "lbp", "--protocol-dir", ".", "--splits", "one"), "--splits must be"),
         (("protocols.ijba_fixture", "--out", "/tmp/x", "--subjects", "0"), "must be positive"),
+        (("protocols.ijbc", "--embedder", "lbp", "--root", "/nonexistent-ijbc"), "IJB folder not found: /nonexistent-ijbc"),
+        (("protocols.ijbc_fixture", "--out", "/tmp/x", "--subjects", "1"), "--subjects must be at least 2"),
         (("protocols.verification", "--bin", "/nonexistent/agedb_30.bin", "--embedder", "lbp"),
          "verification set not found: /nonexistent/agedb_30.bin"),
         (("protocols.bin_fixture", "--out", "/tmp/lfw.txt"), "name the file NAME.bin"),
@@ -76,6 +78,7 @@ def test_every_command_answers_help(command, capsys):
     ("bench.run", []), ("generators.render", ["--out", "unused"]), ("generators.synthesize", ["--out", "unused"]),
     ("generators.train", ["--out", "unused"]), ("recognition.train", ["--out", "unused"]), ("recognition.data", []),
     ("protocols.separation", ["--dataset", "lfw"]), ("protocols.ijba_fixture", ["--out", "unused"]),
+    ("protocols.ijbc_fixture", ["--out", "unused"]),
 ])
 def test_a_negative_seed_is_a_user_error_naming_the_option(command, required, tmp_path, monkeypatch):
     """Issue 20, item 7: `--seed -1` crashed deep inside numpy; it is refused before any work (in-process)."""

@@ -199,19 +199,25 @@ class MTCNNAligner(Aligner):
 
     def landmarks(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """(N, 5, 2) landmarks and (N,) bool 'a face was found' for a batch of RGB PIL images."""
+        points, found, _ = self.detect(images)
+        return points, found
+
+    def detect(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`landmarks`, and (N,) the detector's face probability of each chosen face (0 where none was found)."""
         groups: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             groups.setdefault(image.size, []).append(index)
         points = np.zeros((len(images), 5, 2))
         found = np.zeros(len(images), dtype=bool)
+        scores = np.zeros(len(images))
         for size, indices in groups.items():
             if min(size) < self.detector.min_face_size:  # MTCNN's image pyramid would be empty (and crash):
                 for i in indices:                        # no face this small can be found
                     points[i] = landmarks_in_centred_box(*size)
                 continue
             with torch.inference_mode():
-                boxes, _, marks = self.detector.detect([images[i] for i in indices], landmarks=True)
-            for i, box, mark in zip(indices, boxes, marks):
+                boxes, probabilities, marks = self.detector.detect([images[i] for i in indices], landmarks=True)
+            for i, box, probability, mark in zip(indices, boxes, probabilities, marks):
                 if box is None or len(box) == 0:
                     points[i] = landmarks_in_centred_box(*size)
                     continue
@@ -220,8 +226,8 @@ class MTCNNAligner(Aligner):
                 box_centres = (box[:, :2] + box[:, 2:4]) / 2
                 sides = (box[:, 2] - box[:, 0] + box[:, 3] - box[:, 1]) / 2
                 best = int(np.argmin(np.linalg.norm(box_centres - centre, axis=1) - 0.5 * sides))
-                points[i], found[i] = mark[best], True
-        return points, found
+                points[i], found[i], scores[i] = mark[best], True, float(np.ravel(probability)[best])
+        return points, found, scores
 
     @property
     def cache_tag(self) -> str:

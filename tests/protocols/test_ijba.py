@@ -10,20 +10,10 @@ from protocols.ijba import (
     evaluate_ijba,
     read_comparisons,
     read_metadata,
-    template_features,
 )
 from protocols.ijba_fixture import build_ijba_fixture
 from protocols.lfw_files import LFWLayout
 from recognition.embedders import get_embedder
-
-
-def test_template_pooling_averages_media_first():
-    metadata = pd.DataFrame({"TEMPLATE_ID": [1, 1, 1, 2], "MEDIA_ID": [10, 10, 11, 12]})
-    features = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 4.0]])
-    templates = template_features(metadata, features, normalise_faces=False)
-    # media 10 -> (1, 0), media 11 -> (0, 1); template 1 = mean = (0.5, 0.5), normalised
-    np.testing.assert_allclose(templates[1], [np.sqrt(0.5), np.sqrt(0.5)])
-    np.testing.assert_allclose(templates[2], [0.6, 0.8])
 
 
 def test_missing_column_is_named(tmp_path):
