@@ -284,6 +284,24 @@ def pair_similarity(features: np.ndarray, first: np.ndarray, second: np.ndarray,
     raise ValueError(f"unknown metric '{metric}'")
 
 
+def add_embedder_arguments(parser, default: str | None = None) -> None:
+    """--embedder (a registered name or a bring-your-own `onnx:`/`torchscript:`/`timm:` model) and --weights,
+    the same on every protocol command; `embedder_from_arguments` builds what they name."""
+    from recognition.embedders import list_embedder_prefixes, list_embedders
+
+    parser.add_argument("--embedder", required=default is None, default=default,
+                        help=f"registered embedder ({', '.join(list_embedders())}) or your own model: "
+                             f"{', '.join(list_embedder_prefixes())}, options after '?' (recognition/embedders/external.py)"
+                             + (f"; default {default}" if default else ""))
+    parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, ...)")
+
+
+def embedder_from_arguments(args) -> Embedder:
+    from recognition.embedders import get_embedder
+
+    return get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
+
+
 def add_embedding_arguments(parser) -> None:
     """--batch-size, --workers, --no-cache and --device, the same on every protocol command."""
     parser.add_argument("--batch-size", type=int, default=64)

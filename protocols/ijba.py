@@ -31,11 +31,13 @@ import pandas as pd
 
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from recognition.faces.align import ALIGNERS
-from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options
+from protocols.embedding import (
+    FaceItem, add_embedder_arguments, add_embedding_arguments, embed_items, embedder_from_arguments, embedding_options,
+)
 from protocols.metrics import verification_metrics
 from protocols.report import markdown_table, write_report
 from protocols.templates import template_features
-from recognition.embedders import Embedder, get_embedder, list_embedders
+from recognition.embedders import Embedder
 from recognition.embedders.registry import file_safe_name
 
 log = logging.getLogger(__name__)
@@ -206,8 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_common_arguments(parser)
     parser.add_argument("--protocol-dir", type=Path, required=True, help="folder holding split1 ... split10")
     parser.add_argument("--image-root", type=Path, default=None, help="folder FILE paths are relative to")
-    parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())})")
-    parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, ...)")
+    add_embedder_arguments(parser)
     parser.add_argument("--splits", default=None, help="comma-separated split numbers (default: all)")
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
@@ -220,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         splits = [int(s) for s in args.splits.split(",")] if args.splits else None
     except ValueError:
         raise UserError(f"--splits must be comma-separated integers, found '{args.splits}'") from None
-    embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
+    embedder = embedder_from_arguments(args)
     result = evaluate_ijba(embedder, args.protocol_dir, args.image_root, splits, flip=args.flip, aligner=args.aligner,
                            **embedding_options(args))
     out = args.out or Path("results/ijba") / file_safe_name(args.embedder)

@@ -39,11 +39,13 @@ import numpy as np
 import pandas as pd
 
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
-from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options
+from protocols.embedding import (
+    FaceItem, add_embedder_arguments, add_embedding_arguments, embed_items, embedder_from_arguments, embedding_options,
+)
 from protocols.metrics import identification_metrics, verification_metrics
 from protocols.report import markdown_table, summary_frame, write_report
 from protocols.templates import pool_templates
-from recognition.embedders import Embedder, get_embedder, list_embedder_prefixes, list_embedders
+from recognition.embedders import Embedder
 from recognition.embedders.registry import file_safe_name
 
 log = logging.getLogger(__name__)
@@ -336,9 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_common_arguments(parser)
     parser.add_argument("--root", type=Path, required=True, help="IJB_release/IJBC or IJB_release/IJBB")
     parser.add_argument("--set", choices=SETS, default=None, help="file prefix (default: found from the meta files)")
-    parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())}) "
-                        f"or your own model: {', '.join(list_embedder_prefixes())}")
-    parser.add_argument("--weights", default=None, help="weights file for embedders that take one")
+    add_embedder_arguments(parser)
     parser.add_argument("--flip", action="store_true", help="each face's feature is f(x) + f(mirror x)")
     parser.add_argument("--score-weighting", action="store_true",
                         help="multiply each face's feature by its detector score before pooling")
@@ -350,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     options = embedding_options(args)
     protocol = load_protocol(args.root, args.set)  # every file checked before the embedder is loaded
-    embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
+    embedder = embedder_from_arguments(args)
     result = evaluate_ijb(embedder, protocol, flip=args.flip, score_weighting=args.score_weighting,
                           pooling=args.pooling, **options)
     out = args.out or Path("results") / result.config["set"] / file_safe_name(args.embedder)

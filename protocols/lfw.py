@@ -13,6 +13,7 @@ figures are computed on DevTest.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -26,11 +27,14 @@ import pandas as pd
 from bench.common.cli import UserError, add_common_arguments, check_output_folder, run_main, setup_logging
 from bench.common.datasets import data_root, portable_path
 from recognition.faces.align import ALIGNERS
-from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options, pair_similarity
-from protocols.lfw_files import PAIRS_FILES, LFWLayout, Pair
+from protocols.embedding import (
+    FaceItem, add_embedder_arguments, add_embedding_arguments, embed_items, embedder_from_arguments, embedding_options,
+    pair_similarity,
+)
+from protocols.lfw_files import LFW_DIR, PAIRS_FILES, LFWLayout, Pair
 from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics
-from protocols.report import markdown_table, portable_config, summary_frame, write_report
-from recognition.embedders import Embedder, get_embedder, list_embedder_prefixes, list_embedders
+from protocols.report import markdown_table, summary_frame, write_report
+from recognition.embedders import Embedder
 from recognition.embedders.registry import file_safe_name
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,15 @@ def _score_pairs(embedder: Embedder, layout: LFWLayout, pairs: Sequence[Pair],
     return pair_similarity(features, first, second, embedder.metric), embeddings.alignment_misses
 
 
+def pairs_digest(layout: LFWLayout, split: str) -> str:
+    """SHA-1 of the split's pairs files: what makes two evaluations the same data, whatever the data root's path
+    (a stored result is reused only for the same pairs; a damaged or edited copy is evaluated afresh)."""
+    digest = hashlib.sha1()
+    for name in PAIRS_FILES[split]:
+        digest.update((layout.data_root / LFW_DIR / name).read_bytes())
+    return digest.hexdigest()
+
+
 def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10fold", **embed_options) -> LFWResult:
     """Run the LFW protocol `split` ('10fold' or 'view1') for `embedder` on the LFW under data root `root`.
 
@@ -81,6 +94,7 @@ def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10f
     config = {"embedder": embedder.name, "embedder_key": embedder.cache_key, "metric": embedder.metric,
               "split": split, "flip": bool(embed_options.get("flip", False)),
               "data_root": portable_path(layout.data_root, root),  # as a record another machine can read
+              "pairs_digest": pairs_digest(layout, split),  # which pairs were scored, wherever the data lies
               "aligner": (aligner if isinstance(aligner, str) else aligner.name) if embedder.crop else None}
     if split == "10fold":
         pairs = layout.pairs("pairs.txt")
@@ -123,10 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m protocols.lfw", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
-    parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())}) "
-                        f"or your own model: {', '.join(list_embedder_prefixes())}, options after '?' "
-                        f"(see recognition/embedders/external.py)")
-    parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, ...)")
+    add_embedder_arguments(parser)
     parser.add_argument("--split", choices=SPLITS, default="10fold")
     parser.add_argument("--flip", action="store_true", help="embed image + mirror image (flip test)")
     parser.add_argument("--aligner", choices=ALIGNERS, default="mtcnn",
@@ -140,19 +151,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = embedding_options(args)
     if args.out is not None:
         check_output_folder(args.out)  # before the embedder loads its weights
-    embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
+    embedder = embedder_from_arguments(args)
     aligned = f"-{args.aligner}" if embedder.crop else ""
     out = args.out or Path("results/lfw") / f"{file_safe_name(args.embedder)}{aligned}-{args.split}{'-flip' if args.flip else ''}"
     check_output_folder(out)
+    layout = LFWLayout(data_root(args.data_root))
+    layout.require(*PAIRS_FILES[args.split])  # a stored result is reused only where the data is
     stored = out / "metrics.json"
     if stored.exists() and not args.force:
         previous = json.loads(stored.read_text())
-        # paths as recorded ($FACEBENCH_DATA/...) on both sides: records written before that hold absolute ones
-        wanted = {"embedder_key": embedder.cache_key,
-                  "data_root": portable_path(data_root(args.data_root), args.data_root),
+        # the same pairs (by content, wherever the data root lies), embedder, alignment and flip
+        wanted = {"embedder_key": embedder.cache_key, "pairs_digest": pairs_digest(layout, args.split),
                   "aligner": args.aligner if embedder.crop else None, "flip": args.flip, "split": args.split}
-        recorded = portable_config(previous["config"])
-        if all(recorded.get(key) == value for key, value in wanted.items()):
+        if all(previous["config"].get(key) == value for key, value in wanted.items()):
             print(f"{previous['title']} (cached in {out}; --force recomputes)\n")
             print(markdown_table(summary_frame(previous["metrics"])))
             return 0

@@ -27,10 +27,11 @@ import seaborn as sns
 from bench.common.atomic import save_figure, write_text
 from bench.common.cli import UserError, add_common_arguments, require_at_least, run_main, setup_logging
 from bench.common.datasets import data_root
-from protocols.embedding import FaceItem, add_embedding_arguments, embed_items, embedding_options
+from protocols.embedding import (
+    FaceItem, add_embedder_arguments, add_embedding_arguments, embed_items, embedder_from_arguments, embedding_options,
+)
 from protocols.metrics import equal_error_rate, roc_auc
 from protocols.report import markdown_table
-from recognition.embedders import get_embedder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--dataset", action="append", required=True, help="NAME=FOLDER (identity sub-folders) or lfw")
-    parser.add_argument("--embedder", default="dlib-resnet")
+    add_embedder_arguments(parser, default="dlib-resnet")
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/separation"))
@@ -157,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.realism_reference != parser.get_default("realism_reference"):
             raise UserError(f"--realism-reference {reference}: no --dataset has that name ({', '.join(names)})")
         reference = None
-    embedder = get_embedder(args.embedder)
+    embedder = embedder_from_arguments(args)
     options = embedding_options(args)
     results = {faces.name: separation(faces, embedder, args.pairs, args.seed, **options) for faces in datasets}
     table = pd.DataFrame([result.row for result in results.values()])

@@ -37,12 +37,14 @@ from PIL import Image
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.images import to_rgb
-from protocols.embedding import (LOOSE_CROP, FaceItem, add_embedding_arguments, embed_items, embedding_options,
-                                 pair_similarity)
+from protocols.embedding import (
+    LOOSE_CROP, FaceItem, add_embedder_arguments, add_embedding_arguments, embed_items, embedder_from_arguments,
+    embedding_options, pair_similarity,
+)
 from protocols.metrics import kfold_accuracies, verification_metrics
 from protocols.report import markdown_table, summary_frame, write_report
 from protocols.verification_files import KNOWN_SETS, VerificationSet, find_sets, read_bin
-from recognition.embedders import Embedder, get_embedder, list_embedder_prefixes, list_embedders
+from recognition.embedders import Embedder
 from recognition.embedders.registry import file_safe_name
 from recognition.faces.align import ARCFACE_CROP, PrealignedAligner, warp_to_crop
 
@@ -180,9 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--bin", type=Path, help="one verification set (insightface's .bin layout)")
     source.add_argument("--all", type=Path, metavar="DIR", help=f"every known set in DIR ({', '.join(KNOWN_SETS)})")
-    parser.add_argument("--embedder", required=True, help=f"registered embedder ({', '.join(list_embedders())}) "
-                        f"or your own model: {', '.join(list_embedder_prefixes())}")
-    parser.add_argument("--weights", default=None, help="weights file for embedders that take one")
+    add_embedder_arguments(parser)
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                         help="embed image + mirror image (insightface's convention; default on)")
     add_embedding_arguments(parser)
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = embedding_options(args)
     paths = find_sets(args.all) if args.all else [args.bin]
     sets = [read_bin(path) for path in paths]  # every file checked before any embedding
-    embedder = get_embedder(args.embedder, **({"weights": args.weights} if args.weights else {}))
+    embedder = embedder_from_arguments(args)
     out = args.out or Path("results/verification") / f"{file_safe_name(args.embedder)}{'' if args.flip else '-noflip'}"
     rows = []
     for data in sets:

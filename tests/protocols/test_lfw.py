@@ -5,6 +5,8 @@ import re
 import numpy as np
 import pytest
 
+from protocols.lfw_files import LFWLayout
+
 from protocols import lfw
 from protocols.lfw import evaluate_lfw, write_lfw_report
 from recognition.embedders import get_embedder
@@ -82,18 +84,18 @@ def test_cli_refuses_an_out_that_is_a_file_before_embedding(lfw_root, tmp_path, 
             lfw.main(["--embedder", "lbp", "--split", "view1", "--out", str(out), "--data-root", str(lfw_root)])
 
 
-@pytest.mark.parametrize("recorded_root", ["absolute", "$FACEBENCH_DATA"])
-def test_cli_reuses_a_stored_result_whichever_way_it_names_the_data_root(tmp_path, monkeypatch, capsys, recorded_root):
-    """Issue 20, item 10: metrics.json records the data root as $FACEBENCH_DATA; records written before that
-    (absolute) still count as the same evaluation."""
-    root = tmp_path / "data"
-    root.mkdir()
-    monkeypatch.setenv("FACEBENCH_DATA", str(root))
+@pytest.mark.parametrize("recorded_root", ["absolute", "$FACEBENCH_DATA", "another machine's"])
+def test_cli_reuses_a_stored_result_whichever_way_it_names_the_data_root(lfw_root, tmp_path, monkeypatch, capsys,
+                                                                         recorded_root):
+    """Issue 20, item 10: metrics.json records the data root as $FACEBENCH_DATA, and a stored result counts as
+    the same evaluation by the content of its pairs files, not the path of the data root it was made on."""
+    monkeypatch.setenv("FACEBENCH_DATA", str(lfw_root))
     out = tmp_path / "lbp-view1"
     out.mkdir()
-    config = {"embedder": "lbp", "embedder_key": get_embedder("lbp").cache_key,
-              "data_root": str(root) if recorded_root == "absolute" else recorded_root,
-              "aligner": None, "flip": False, "split": "view1"}
+    recorded = {"absolute": str(lfw_root), "$FACEBENCH_DATA": "$FACEBENCH_DATA", "another machine's": "/elsewhere"}
+    config = {"embedder": "lbp", "embedder_key": get_embedder("lbp").cache_key, "data_root": recorded[recorded_root],
+              "pairs_digest": lfw.pairs_digest(LFWLayout(lfw_root), "view1"), "aligner": None, "flip": False,
+              "split": "view1"}
     (out / "metrics.json").write_text(json.dumps({"title": "LFW view1: lbp", "config": config,
                                                   "metrics": {"accuracy_percent": 67.3}}))
 
@@ -103,3 +105,28 @@ def test_cli_reuses_a_stored_result_whichever_way_it_names_the_data_root(tmp_pat
     monkeypatch.setattr(lfw, "evaluate_lfw", no_evaluation)
     assert lfw.main(["--embedder", "lbp", "--split", "view1", "--out", str(out)]) == 0
     assert "cached" in capsys.readouterr().out
+
+
+def test_cli_does_not_reuse_a_result_of_other_pairs(lfw_root, tmp_path, monkeypatch):
+    """A copy of LFW whose pairs file differs (damaged, edited) is evaluated afresh, not served a stored result."""
+    copy = tmp_path / "copy" / "lfw-py"
+    copy.mkdir(parents=True)
+    (copy / "lfw-deepfunneled").symlink_to(lfw_root / "lfw-py" / "lfw-deepfunneled")
+    for name in ("pairsDevTrain.txt", "pairsDevTest.txt"):
+        (copy / name).write_bytes((lfw_root / "lfw-py" / name).read_bytes())
+    out = tmp_path / "lbp-view1"
+    out.mkdir()
+    config = {"embedder_key": get_embedder("lbp").cache_key, "pairs_digest": lfw.pairs_digest(LFWLayout(lfw_root), "view1"),
+              "aligner": None, "flip": False, "split": "view1"}
+    (out / "metrics.json").write_text(json.dumps({"title": "t", "config": config, "metrics": {}}))
+    (copy / "pairsDevTest.txt").write_bytes((copy / "pairsDevTest.txt").read_bytes() + b"\n")
+
+    class Evaluated(Exception):
+        pass
+
+    def evaluation(*args, **kwargs):
+        raise Evaluated
+
+    monkeypatch.setattr(lfw, "evaluate_lfw", evaluation)
+    with pytest.raises(Evaluated):
+        lfw.main(["--embedder", "lbp", "--split", "view1", "--out", str(out), "--data-root", str(tmp_path / "copy")])
