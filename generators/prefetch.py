@@ -51,12 +51,10 @@ def unpack(packed: tuple[np.ndarray, tuple[int, ...]]) -> torch.Tensor:
 
 
 def _prepare(decisions: dict) -> dict[str, tuple]:
-    """Carry out one batch's decisions in a worker: render and decode."""
-    x, labels = _WORKER["synthetic"].render(decisions["labels"], decisions["images"])
-    batch = {"x": x, "labels": labels, "y": _WORKER["real"].batch(decisions["real"])}
-    if decisions.get("pairs") is not None:
-        renders, reals = _WORKER["pairs"]
-        batch["renders"], batch["reals"] = renders.batch(decisions["pairs"]), reals.batch(decisions["pairs"])
+    """Carry out one batch's decisions in a worker, packed for the trip back."""
+    from generators.streams import prepare_batch
+
+    batch = prepare_batch(decisions, _WORKER["synthetic"], _WORKER["real"], _WORKER["pairs"])
     return {name: pack(value) for name, value in batch.items()}
 
 
@@ -83,7 +81,7 @@ class BatchPrefetcher:
             self.in_flight.append((self.pool.apply_async(_prepare, (decisions,)), copy.deepcopy(self.state())))
 
     def next(self) -> dict[str, torch.Tensor]:
-        """The next batch (CPU tensors, pinned when `pin` was asked for by the caller), in draw order."""
+        """The next batch as CPU tensors with the strides the worker made them with, in draw order."""
         self._fill()
         pending, snapshot = self.in_flight.popleft()
         batch = pending.get()

@@ -51,6 +51,20 @@ def pair_folders(folder: Path, size: int) -> tuple[FolderImages, FolderImages]:
     return (FolderImages([folder / "render" / n for n in names], size), FolderImages([folder / "real" / n for n in names], size))
 
 
+def prepare_batch(decisions: dict, synthetic: SyntheticStream, real: FolderImages,
+                  pairs: tuple[FolderImages, FolderImages] | None) -> dict[str, torch.Tensor]:
+    """Carry out one batch's decisions (made by the trainer's draw): render the chosen (identity, image)
+    pairs, decode the chosen real photos and, with L_DP, the chosen (render, photo) pairs. The trainer
+    calls this in its own process and `generators.prefetch`'s workers call it ahead of the step, so both
+    paths produce the same batch from the same decisions."""
+    x, labels = synthetic.render(decisions["labels"], decisions["images"])
+    batch = {"x": x, "labels": labels, "y": real.batch(decisions["real"])}
+    if decisions.get("pairs") is not None:
+        renders, reals = pairs
+        batch["renders"], batch["reals"] = renders.batch(decisions["pairs"]), reals.batch(decisions["pairs"])
+    return batch
+
+
 class SyntheticStream:
     """3DMM renders at the training size of the (identity, image) pairs that `generators.identity_stream` picks."""
 

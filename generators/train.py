@@ -55,7 +55,7 @@ from generators.diagnostics import gradient_shares
 from generators.identity_stream import IdentityStream
 from generators.identity_view import IdentityView
 from generators.morphable.sampling import add_pose_argument
-from generators.streams import FolderImages, SyntheticStream, pair_folders
+from generators.streams import FolderImages, SyntheticStream, pair_folders, prepare_batch
 from recognition.faces.real_faces import list_face_images
 
 log = logging.getLogger(__name__)
@@ -240,13 +240,6 @@ class Trainer:
         """The state that `draw_decisions` advances (checkpointed as of the last batch consumed)."""
         return {"stream": self.stream.state_dict(), "numpy": self.rng.bit_generator.state}
 
-    def _prepare_here(self, decisions: dict) -> dict[str, torch.Tensor]:
-        x, labels = self.synthetic.render(decisions["labels"], decisions["images"])
-        batches = {"x": x, "labels": labels, "y": self.real.batch(decisions["real"])}
-        if "pairs" in decisions:
-            batches["renders"], batches["reals"] = self.pairs[0].batch(decisions["pairs"]), self.pairs[1].batch(decisions["pairs"])
-        return batches
-
     def next_batches(self) -> dict[str, torch.Tensor]:
         """This iteration's inputs on the device: renders x (+ labels, on the CPU), real photos y and, with
         L_DP, (render, photo) pairs; prepared in this process, or ahead of time by `data_workers` processes
@@ -262,7 +255,7 @@ class Trainer:
             if self.device.type == "cuda":
                 batches = {name: value if name == "labels" else value.pin_memory() for name, value in batches.items()}
         else:
-            batches = self._prepare_here(self.draw_decisions())
+            batches = prepare_batch(self.draw_decisions(), self.synthetic, self.real, self.pairs)
         return {name: value if name == "labels" else self._batch(value) for name, value in batches.items()}
 
     def close(self) -> None:

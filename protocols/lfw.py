@@ -81,15 +81,19 @@ def pairs_digest(layout: LFWLayout, split: str) -> str:
     return digest.hexdigest()
 
 
-def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10fold", **embed_options) -> LFWResult:
+def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10fold", *,
+                 layout: LFWLayout | None = None, **embed_options) -> LFWResult:
     """Run the LFW protocol `split` ('10fold' or 'view1') for `embedder` on the LFW under data root `root`.
 
-    `embed_options` go to `protocols.embedding.embed_items` (batch_size, workers, flip, use_cache, progress).
+    `layout`: the LFW folder, when the caller has already found and checked it (the CLI does, to reuse a
+    stored result). `embed_options` go to `protocols.embedding.embed_items` (batch_size, workers, flip,
+    use_cache, progress).
     """
     if split not in SPLITS:
         raise UserError(f"unknown LFW split '{split}'; choose one of {', '.join(SPLITS)}")
-    layout = LFWLayout(data_root(root))
-    layout.require(*PAIRS_FILES[split])
+    if layout is None:
+        layout = LFWLayout(data_root(root))
+        layout.require(*PAIRS_FILES[split])
     aligner = embed_options.get("aligner", "mtcnn")
     config = {"embedder": embedder.name, "embedder_key": embedder.cache_key, "metric": embedder.metric,
               "split": split, "flip": bool(embed_options.get("flip", False)),
@@ -167,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{previous['title']} (cached in {out}; --force recomputes)\n")
             print(markdown_table(summary_frame(previous["metrics"])))
             return 0
-    result = evaluate_lfw(embedder, args.data_root, args.split, flip=args.flip, aligner=args.aligner,
-                          **options)
+    result = evaluate_lfw(embedder, args.data_root, args.split, layout=layout, flip=args.flip,
+                          aligner=args.aligner, **options)
     write_lfw_report(result, out)
     print(f"LFW {args.split}, embedder {args.embedder}: results in {out}\n")
     print(markdown_table(summary_frame(result.summary)))

@@ -5,7 +5,6 @@ A reader (or a resumed job) therefore sees either the old file or the complete n
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import math
 import os
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common.cli import UserError
+from bench.common.cli import OUTPUT_ERRNOS, UserError
 
 
 def _umask() -> int:
@@ -26,10 +25,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-# a full disk, a quota, a read-only file system or a folder without write permission
-OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 class OutputError(UserError):

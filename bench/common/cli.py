@@ -14,6 +14,9 @@ from pathlib import Path
 
 EXIT_USER_ERROR = 2
 
+# a full disk, a quota, a read-only file system or a folder without write permission: the user's to fix
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
 
 class UserError(Exception):
     """A mistake the user can fix: the message says what is wrong, where, and what to do."""
@@ -38,7 +41,7 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except OSError as error:  # a full or read-only disk, or no permission, met outside the atomic writers
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        if error.errno not in OUTPUT_ERRNOS:
             raise
         print(f"error: {error.filename or 'a file'}: {error.strerror}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
