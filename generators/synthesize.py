@@ -27,6 +27,7 @@ images (no duplicate, none missing) and writes `<out>/metadata.csv`, `summary.js
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -50,8 +51,8 @@ from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig
 )
 from generators.identity_view import network_view
 from generators.morphable.sampling import add_pose_argument
+from generators.render_ahead import ChunkRenderPool, RenderedChunk, build_renderer, render_chunk
 from generators.translator import Translator, load_translator, save_untrained_translator  # noqa: F401
-from recognition.faces.align import CropGeometry
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,8 @@ class Synthesizer:
 
     def __init__(self, config: SynthesisConfig, translator: Translator, out: Path,
                  device: torch.device = torch.device("cpu")):
-        from generators.morphable.render import FaceRenderer
-        from generators.render import RenderConfig, load_render_model
-
         self.config, self.translator, self.out, self.device = config, translator, Path(out), device
-        self.model = load_render_model(RenderConfig(model=config.model, model_format=config.model_format,
-                                                    keep_triangles=config.keep_triangles))
-        self.renderer = FaceRenderer(self.model, CropGeometry(translator.image_size, 0.25), config.batch_size)
+        self.model, self.renderer = build_renderer(config, translator.image_size)
         self.embedder = None
         if config.scores:
             from recognition.embedders import get_embedder
@@ -77,7 +73,8 @@ class Synthesizer:
         if config.channels_last:
             for network in (translator.G, translator.G_prime, translator.D_real):
                 network.to(memory_format=torch.channels_last)
-        self.seconds = {"render": 0.0, "G": 0.0, "scores": 0.0, "write": 0.0}
+        # render: sampling and rendering in this process; render_wait: waiting for render workers' chunks
+        self.seconds = {"render": 0.0, "render_wait": 0.0, "G": 0.0, "scores": 0.0, "write": 0.0}
         # identity i of this run is the 3DMM identity keyed (seed, identity_keys[i]); with new identities i itself
         self.identity_keys = (translator.trained_identities[: config.identities]
                               if config.identities_from == "trained" else None)
@@ -107,30 +104,22 @@ class Synthesizer:
             self.seconds["scores"] += time.perf_counter() - started
         return result
 
-    def run_chunk(self, chunk: int, identities: range) -> pd.DataFrame:
-        """Compute one chunk in its fixed batches, write its images, then its part table (the done marker)."""
-        from generators.morphable.render import batch_from_samples
-        from generators.morphable.sampling import sample_identity, sample_image, sampling_config
-
+    def run_chunk(self, chunk: int, identities: range, rendered: RenderedChunk | None = None) -> pd.DataFrame:
+        """Compute one chunk in its fixed batches, write its images, then its part table (the done marker).
+        `rendered`: the chunk's renders made ahead by a render worker; else they are made here."""
         config, out = self.config, self.out
-        started = time.perf_counter()
-        key = (lambda i: self.identity_keys[i]) if self.identity_keys is not None else (lambda i: i)
-        people = {i: sample_identity(self.model, config.seed, key(i)) for i in identities}
-        sampling = sampling_config(config.pose)
-        samples = [(people[i], replace(sample_image(self.model, config.seed, key(i), j, sampling), identity=i))
-                   for i in identities for j in range(config.per_identity)]
-        self.seconds["render"] += time.perf_counter() - started
+        if rendered is None:
+            started = time.perf_counter()
+            rendered = render_chunk(self.model, self.renderer, config, self.identity_keys, identities)
+            self.seconds["render"] += time.perf_counter() - started
         rows, embeddings, archive_entries = [], [], []
         scale = config.output_size / self.translator.image_size
         # a G that keeps dropout on at generation (the reference's) draws from torch's RNG: seed it per
         # chunk, so a chunk comes out the same whether it runs first or after a resume
         torch.manual_seed(config.seed * 1_000_003 + chunk)
-        for start in range(0, len(samples), config.batch_size):
-            batch = samples[start : start + config.batch_size]
-            started = time.perf_counter()
-            rendered, landmarks = self.renderer.render(batch_from_samples(self.model, batch))
-            self.seconds["render"] += time.perf_counter() - started
-            result = self._translate(rendered)
+        for number, (images, landmarks) in enumerate(rendered.batches):
+            batch = rendered.samples[number * config.batch_size : (number + 1) * config.batch_size]
+            result = self._translate(images)
             started = time.perf_counter()
             generated = to_uint8(result["generated"], config.output_size)
             renders = to_uint8(result["x"], config.output_size) if config.also_renders else None
@@ -155,7 +144,7 @@ class Synthesizer:
                            "render_file": f"{tar}:{key}.render.{config.image_format}" if renders is not None else ""}
                 row.update(sample.record(self.model.expression_names))
                 if self.identity_keys is not None:
-                    row["identity_key"] = key(sample.identity)  # the training label of this identity
+                    row["identity_key"] = self.identity_keys[sample.identity]  # its training label
                 row["exposure"] = person.exposure
                 row.update({f"id_{k2}": float(v) for k2, v in enumerate(person.identity)})
                 row.update({f"albedo_{k2}": json.dumps(v) for k2, v in person.albedo_parameters.items()})
@@ -212,11 +201,12 @@ def _prepare_out(config: SynthesisConfig, translator: Translator, out: Path) -> 
 
 
 def synthesize(config: SynthesisConfig, generator: Path, out: Path, shard: tuple[int, int] = (0, 1),
-               progress: bool = True, device: torch.device | str = "cpu") -> dict:
+               progress: bool = True, device: torch.device | str = "cpu", render_workers: int = 0) -> dict:
     """Do (or finish) this shard's chunks on `device`; merge when every chunk is done. Returns a summary.
 
     Rendering stays on the CPU (moderngl); G, G', D_R and C run on the device. The images do not depend
-    on the device beyond float rounding, so shards made on different devices merge (not byte-identical)."""
+    on the device beyond float rounding, so shards made on different devices merge (not byte-identical).
+    `render_workers` processes render the next chunks meanwhile (`generators.render_ahead`; the same images)."""
     validate(config)
     out = Path(out)
     device = torch.device(device)
@@ -235,10 +225,21 @@ def synthesize(config: SynthesisConfig, generator: Path, out: Path, shard: tuple
         started = time.perf_counter()
         with tqdm(total=sum(len(ranges[c]) for c in todo) * config.per_identity, desc=f"synthesize {index}/{count}",
                   unit="img", disable=not progress) as bar:
-            for chunk in todo:
-                synthesizer.run_chunk(chunk, ranges[chunk])
-                bar.update(len(ranges[chunk]) * config.per_identity)
-                bar.set_postfix({k: f"{v:.0f}s" for k, v in synthesizer.seconds.items()})
+            with contextlib.ExitStack() as stack:
+                if render_workers > 0:
+                    pool = stack.enter_context(ChunkRenderPool(render_workers, config, translator.image_size,
+                                                               synthesizer.identity_keys))
+                    ahead = pool.chunks([(c, ranges[c]) for c in todo])
+                for chunk in todo:
+                    rendered = None
+                    if render_workers > 0:
+                        waited = time.perf_counter()
+                        done, rendered = next(ahead)
+                        assert done == chunk
+                        synthesizer.seconds["render_wait"] += time.perf_counter() - waited
+                    synthesizer.run_chunk(chunk, ranges[chunk], rendered)
+                    bar.update(len(ranges[chunk]) * config.per_identity)
+                    bar.set_postfix({k: f"{v:.0f}s" for k, v in synthesizer.seconds.items()})
         summary.update(images=sum(len(ranges[c]) for c in todo) * config.per_identity, seconds=time.perf_counter() - started, split=dict(synthesizer.seconds))
     missing = [c for c in range(len(ranges)) if not part_path(out, c).exists()]
     summary["complete"] = not missing
@@ -308,9 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="3DMM file (default: the ICT model in the data root)")
     parser.add_argument("--model-format")
     parser.add_argument("--shard", help="i/n: do every n-th chunk starting at i (default: torchrun's rank/world)")
+    parser.add_argument("--render-workers", type=int, default=0,
+                        help="processes rendering the next chunks while G translates (default 0: in this "
+                             "process); the same images either way. On a GPU, 2-4 keep G from waiting")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    require_at_least(args, seed=0)
+    require_at_least(args, seed=0, render_workers=0)
     if args.data_root:
         os.environ["FACEBENCH_DATA"] = args.data_root
     if args.merge:
@@ -333,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_device(device)
     if args.bf16 is None and device.type == "cuda":
         config = replace(config, bf16=torch.cuda.is_bf16_supported())
-    summary = synthesize(config, args.generator, args.out, shard, device=device)
+    summary = synthesize(config, args.generator, args.out, shard, device=device, render_workers=args.render_workers)
     if launched_by_torchrun:  # every rank waits; rank 0 merges once all are done
         import torch.distributed as dist
 

@@ -4,8 +4,10 @@
 
 Each row runs `generators.synthesize` itself into a scratch folder with an untrained translator of the
 preset's network (speed does not depend on the weights): fp32, bf16 autocast, bf16 + channels-last,
-and bf16 without the confidence scores (D_R, G' and C forwards). The split columns are seconds per
-1,000 images spent rendering (sampling included), in G, in the scores, and encoding and writing JPEGs.
+bf16 and fp32 without the confidence scores (D_R, G' and C forwards), and the last with 1 and 2 render
+workers (`--render-workers`: processes rendering the next chunks while G translates). The split columns
+are seconds per 1,000 images spent rendering in the main process (sampling included), waiting for the
+render workers, in G, in the scores, and encoding and writing JPEGs. `--variants` picks some by name.
 Peak resident memory is read after every variant; it must not grow with the number of images.
 """
 from __future__ import annotations
@@ -18,17 +20,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bench.common.cli import add_common_arguments, run_main, setup_logging
+from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.perf.record import write_record
 from generators.synthesis_plan import SynthesisConfig
 from generators.synthesize import synthesize
 from generators.translator import save_untrained_translator
 
+# (name, SynthesisConfig fields, render workers)
 VARIANTS = (
-    ("fp32", {"bf16": False}),
-    ("bf16 autocast", {"bf16": True}),
-    ("bf16 + channels-last", {"bf16": True, "channels_last": True}),
-    ("bf16, no scores", {"bf16": True, "scores": False}),
+    ("fp32", {"bf16": False}, 0),
+    ("bf16 autocast", {"bf16": True}, 0),
+    ("bf16 + channels-last", {"bf16": True, "channels_last": True}, 0),
+    ("bf16, no scores", {"bf16": True, "scores": False}, 0),
+    ("fp32, no scores", {"bf16": False, "scores": False}, 0),
+    ("fp32, no scores, 1 render worker", {"bf16": False, "scores": False}, 1),
+    ("fp32, no scores, 2 render workers", {"bf16": False, "scores": False}, 2),
 )
 
 
@@ -53,8 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_common_arguments(parser)
     parser.add_argument("--images", type=int, default=600, help="images per variant (whole identities of 20)")
     parser.add_argument("--presets", default="cpu,paper", help="translator network sizes to time")
+    parser.add_argument("--variants", help="comma-separated variant names (default: all); the record is then "
+                                           "written as synthesize-subset")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    names = [name for name, _, _ in VARIANTS]
+    chosen = names if args.variants is None else [name.strip() for name in args.variants.split(",")]
+    unknown = [name for name in chosen if name not in names]
+    if unknown:
+        raise UserError(f"--variants: unknown {', '.join(unknown)}; choose from: {'; '.join(names)}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="facebench-synthesize-") as scratch:
         for preset in args.presets.split(","):
@@ -62,25 +75,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             # warm-up: the 3DMM conversion cache, the EGL context, the embedder's weights
             synthesize(SynthesisConfig(identities=2, per_identity=4), generator, Path(scratch) / f"warm-{preset}",
                        progress=False)
-            for variant, options in VARIANTS:
+            for variant, options, workers in VARIANTS:
+                if variant not in chosen:
+                    continue
                 config = replace(SynthesisConfig(identities=max(1, args.images // 20), per_identity=20), **options)
                 started = time.perf_counter()
-                summary = synthesize(config, generator, Path(scratch) / f"{preset}-{variant}", progress=False)
+                summary = synthesize(config, generator, Path(scratch) / f"{preset}-{variant}", progress=False,
+                                     render_workers=workers)
                 seconds = time.perf_counter() - started
                 per_thousand = {f"{k}_s_per_1k": 1000 * v / summary["images"] for k, v in summary["split"].items()}
-                rows.append({"translator": preset, "variant": variant, "images": summary["images"],
+                rows.append({"translator": preset, "variant": variant, "render_workers": workers,
+                             "images": summary["images"],
                              "images_per_s": summary["images"] / seconds, **per_thousand,
                              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
                 print(rows[-1], flush=True)
         memory = memory_growth(save_untrained_translator(Path(scratch) / "memory.pt", "cpu"), Path(scratch))
-    command = f"python -m bench.perf.synthesize --images {args.images} --presets {args.presets}"
+    command = f"python -m bench.perf.synthesize --images {args.images} --presets {args.presets}" + (
+        f" --variants '{args.variants}'" if args.variants else "")
     notes = ("End to end = wall time of `synthesize()` including the merge (metadata.csv, contact sheet); G runs at "
              "the translator's training size (cpu preset 64x64, paper 108x108) and its output is resized to 108x108. "
-             "One process, the default torch threads (2). Target: at least 30 images/s at 108x108. "
+             "One process (plus its render workers where the variant has them), the default torch threads (2). Target: at least 30 images/s at 108x108. "
              f"Memory does not grow with the number of images: peak RSS of a separate process making "
              f"{memory[0][0]:,} images {memory[0][1]:.0f} MB, making {memory[1][0]:,} images {memory[1][1]:.0f} MB "
              "(cpu translator, scores on).")
-    frame = write_record("synthesize", "GANFaces synthesis: images/s end to end and time split", command, rows, notes)
+    frame = write_record("synthesize" if args.variants is None else "synthesize-subset", "GANFaces synthesis: images/s end to end and time split", command, rows, notes)
     print(frame.to_markdown(index=False, floatfmt=".1f"))
     return 0
 

@@ -81,6 +81,17 @@ def test_same_seed_is_byte_identical_and_another_seed_is_not(reference, translat
     assert not set(other.values()) & set(digests(reference).values())
 
 
+def test_render_workers_write_the_same_images_as_one_process(reference, translator, tmp_path):
+    """Issue 17: chunks rendered ahead by two spawned workers (one EGL context each) are the chunks rendered
+    in process, so the images and tables are byte-identical; the time split says the main process rendered
+    nothing and how long it waited for the workers."""
+    summary = synthesize(SMOKE, translator, tmp_path / "ahead", progress=False, render_workers=2)
+    assert digests(tmp_path / "ahead") == digests(reference)
+    assert summary["split"]["render"] == 0 and summary["split"]["render_wait"] > 0
+    in_process = synthesize(SMOKE, translator, tmp_path / "here", progress=False)
+    assert in_process["split"]["render"] > 0 and in_process["split"]["render_wait"] == 0
+
+
 def test_shards_split_without_overlap_and_merge_checks_completeness(reference, translator, tmp_path):
     out = tmp_path / "sharded"
     first = synthesize(SMOKE, translator, out, shard=(0, 2), progress=False)
