@@ -151,6 +151,11 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
     except Exception as error:
         if "TorchScript" in str(error):
             raise UserError(f"{file} is a TorchScript file, not a state dict: use torchscript:{file}") from None
+        unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if unsupported:  # e.g. a training checkpoint that pickled its own classes beside the weights
+            raise UserError(f"{file} holds a pickled {unsupported.group(1)} beside the weights, which is not loaded "
+                            f"(unpickling it could run code); if you trust the file, keep the state dict alone: "
+                            f"torch.save(torch.load(PATH, weights_only=False)['state_dict'], NEW_PATH)") from None
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{file} is not a PyTorch checkpoint that can be loaded safely: {first}") from None
     for key in STATE_DICT_KEYS:
@@ -208,6 +213,7 @@ def _architecture_of(depths: tuple[int, ...]) -> str:
 
 def released_format(state: dict[str, torch.Tensor]) -> str:
     """Which released face-network format a state dict looks like, as advice on the name to use ('' if none)."""
+    state = {key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")} or state
     if "conv_sep.layers.0.weight" in state:
         return "It looks like insightface's MobileFaceNet: use mobilefacenet:PATH"
     stages = [1 + max((int(key.split(".")[1]) for key in state if key.startswith(f"layer{stage}.")), default=-1)
