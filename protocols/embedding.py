@@ -293,7 +293,7 @@ def add_embedder_arguments(parser, default: str | None = None) -> None:
                         help=f"registered embedder ({', '.join(list_embedders())}) or your own model: "
                              f"{', '.join(list_embedder_prefixes())}, options after '?' (recognition/embedders/external.py)"
                              + (f"; default {default}" if default else ""))
-    parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, ...)")
+    parser.add_argument("--weights", default=None, help="weights file for embedders that take one (dlib-resnet, facenet-nn4, timm:, iresnet:, adaface:, ...)")
 
 
 def embedder_from_arguments(args) -> Embedder:

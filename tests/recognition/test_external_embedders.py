@@ -80,7 +80,8 @@ def direct(model: nn.Module, chips: torch.Tensor, mean=127.5, std=127.5, bgr=Fal
 
 
 def test_prefixes_are_listed_and_parsed():
-    assert list_embedder_prefixes() == ["onnx:PATH", "torchscript:PATH", "timm:NAME[:CHECKPOINT]"]
+    assert list_embedder_prefixes() == ["onnx:PATH", "torchscript:PATH", "timm:NAME[:CHECKPOINT]", "iresnet:ARCH:PATH",
+                                       "mobilefacenet:PATH", "adaface:ARCH:PATH"]
     assert parse_embedder_name("onnx:/m/a.onnx?std=128&colour=bgr") == ("onnx", "/m/a.onnx", {"std": "128", "colour": "bgr"})
     assert parse_embedder_name("timm:resnet18:/c.pth") == ("timm", "resnet18:/c.pth", {})
     assert parse_embedder_name("sface") is None and parse_embedder_name("C:/models/a.onnx") is None
