@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import logging
 import os
 import re
 import sys
@@ -37,8 +36,6 @@ from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, check_output_folder, run_main, setup_logging
 from bench.common.datasets import portable_path
 from bench.report_browser import check_in_browser
-
-logger = logging.getLogger(__name__)
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w./:~$-])(?:/[\w.@+-]+){2,}")
 COMMAND_LINE = re.compile(r"^`((?:python|torchrun|make) [^`]+)`\s*$", re.MULTILINE)
@@ -113,13 +110,11 @@ class Report:
         return self._portable_values(record)
 
     def _portable_values(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.portable(value)
         if isinstance(value, dict):
             return {key: self._portable_values(item) for key, item in value.items()}
         if isinstance(value, list):
             return [self._portable_values(item) for item in value]
-        return value
+        return self.portable(value) if isinstance(value, str) else value
 
     def read_csv(self, path: Path) -> pd.DataFrame:
         try:
@@ -234,8 +229,7 @@ def leaderboard(report: Report) -> None:
         report.add(report.folder(folder, heading_offset=2))
     else:
         report.add(f"<p class='note'>No leaderboard yet: {page.escape(report.where(folder))}/leaderboard.csv "
-                   "is absent. "
-                   "<code>python -m bench.leaderboard</code> writes it from the evaluations; then run "
+                   "is absent. <code>python -m bench.leaderboard</code> writes it from the evaluations; then run "
                    "<code>python -m bench.report</code> again.</p>")
 
 
@@ -284,8 +278,7 @@ def evaluation(report: Report, folder: Path, record: dict) -> None:
     extras = [report.csv_details(p) for p in sorted(folder.glob("*.csv")) if p.name != "metrics.csv"]
     extras += [page.details_html(p.name, page.json_html(json.dumps(report.read_json(p), indent=2)))
                for p in sorted(folder.glob("*.json")) if p.name != "metrics.json"]
-    report.shown.update(folder.glob("*.json"))
-    report.shown.update(folder.glob("metrics.*"))
+    report.shown.update([*folder.glob("*.json"), *folder.glob("metrics.*")])
     report.add(*extras)
 
 
@@ -404,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     if not args.results.is_dir():
-        raise UserError(f"results folder not found: {args.results} (--results; the folder bench.tables, the "
+        problem = "is a file, not a folder" if args.results.exists() else "not found"
+        raise UserError(f"results folder {problem}: {args.results} (--results; the folder bench.tables, the "
                         "protocols and bench.perf write into)")
     out = args.out if args.out is not None else args.results / "report"
     check_output_folder(out)

@@ -109,6 +109,8 @@ def test_chromium_loads_every_image_without_a_console_message(tmp_path):
     """The page as a browser sees it; the screenshot lands beside it (results/report/screenshot.png)."""
     results = small_results(tmp_path)
     assert report.main(["--results", str(results), "--check"]) == 0
+    check = check_in_browser(results / "report" / "index.html")
+    assert check.ok and check.images == 2
     screenshot = results / "report" / "screenshot.png"
     with Image.open(screenshot) as image:
         assert image.size == (1280, 2400)
