@@ -191,7 +191,7 @@ def markdown_html(text: str, figure_for: Callable[[str, str], Figure | None], li
                        converted)
     converted = COMMAND_PARAGRAPH.sub(r'<pre class="command"><code>\1</code></pre>', converted)
     converted = converted.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
-    return converted
+    return re.sub(r"<(/?script)", r"&lt;\1", converted, flags=re.IGNORECASE)  # raw HTML passes Markdown: no script
 
 
 def toc_html(entries: Sequence[tuple[int, str, str]]) -> str:

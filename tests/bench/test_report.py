@@ -41,7 +41,7 @@ def small_results(root: Path) -> Path:
     separation.mkdir()
     Image.new("RGB", (300, 100), (200, 60, 40)).save(separation / "separation.png")
     (separation / "separation.md").write_text("| dataset | d_prime |\n|:--|--:|\n| lfw | 4.62 |\n\n"
-                                              "![Fig. 6 here](separation.png)\n")
+                                              "![Fig. 6 here](separation.png)\n\n<script>alert(1)</script>\n")
     return results
 
 
