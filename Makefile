@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml
 	@if ! ldconfig -p | grep -q libEGL_mesa; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 >/dev/null; \
 		else echo "warning: install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 (Debian) for rendering"; fi; fi
+	@# headless Chromium for `python -m bench.report --check` and its test (which skips without it); optional
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium not installed"; \
+		else echo "warning: install chromium (Debian) for python -m bench.report --check"; fi; fi
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,weights]'
