@@ -9,16 +9,39 @@ import pytest
 from bench.common.datasets import data_root as resolve_data_root
 
 
+# FACEBENCH_GPU_TESTS_ON=cpu runs the `gpu` tests' logic on the CPU (gloo instead of NCCL): a dry run that
+# checks the tests themselves on a machine without a GPU; it proves nothing about CUDA
+GPU_DRY_RUN = os.environ.get("FACEBENCH_GPU_TESTS_ON") == "cpu"
+
+
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests run only where CUDA is usable; elsewhere they are skipped and say why."""
+    """`gpu` tests run only where CUDA is usable (or in the dry run); elsewhere they are skipped and say why."""
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or GPU_DRY_RUN:
         return
-    reason = pytest.mark.skip(reason=f"needs a CUDA GPU: torch {torch.__version__} sees none on this machine")
+    reason = pytest.mark.skip(reason=f"needs a CUDA GPU: torch {torch.__version__} sees none on this machine "
+                                     "(FACEBENCH_GPU_TESTS_ON=cpu dry-runs these tests' logic on the CPU)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(reason)
+
+
+@pytest.fixture
+def gpu_device():
+    """The device of a `gpu` test: cuda:0 (the CPU in the dry run)."""
+    import torch
+
+    return torch.device("cpu" if GPU_DRY_RUN else "cuda:0")
+
+
+@pytest.fixture
+def two_gpus():
+    """For the 2-process NCCL tests: skips with the reason on a machine with fewer than two GPUs."""
+    import torch
+
+    if not GPU_DRY_RUN and torch.cuda.device_count() < 2:
+        pytest.skip(f"needs two CUDA GPUs: this machine has {torch.cuda.device_count()}")
 
 
 @pytest.fixture
