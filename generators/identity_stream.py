@@ -120,6 +120,10 @@ class IdentityStream:
             self._admit()
         return labels, images
 
+    def shown(self) -> list[int]:
+        """The identities some batch has taken images of, sorted: the ones G has been trained on."""
+        return shown_identities(self.state_dict(), self.images_per_identity, self.pool)
+
     def state_dict(self) -> dict:
         return {"live": [(e.identity, list(e.remaining), e.visit, e.last_taken) for e in self.live],
                 "order": list(self.order), "position": self.position, "epoch": self.epoch, "batches": self.batches,
@@ -130,3 +134,13 @@ class IdentityStream:
         self.order, self.position, self.epoch = [int(i) for i in state["order"]], int(state["position"]), int(state["epoch"])
         self.batches = int(state["batches"])
         self.rng.bit_generator.state = state["rng"]
+
+
+def shown_identities(state: dict, images_per_identity: int, pool: int) -> list[int]:
+    """From a stream's saved state: the identities some batch has taken images of, sorted. In the first
+    epoch those are the ones that entered the window (`order[:position]`) less the live ones not taken yet;
+    after it, every identity but those (still untaken since they entered in the first epoch)."""
+    untaken = {int(identity) for identity, remaining, visit, _ in state["live"]
+               if len(remaining) == images_per_identity and int(visit) == 0}
+    entered = set(range(pool)) if int(state["epoch"]) > 0 else {int(i) for i in state["order"][: int(state["position"])]}
+    return sorted(entered - untaken)

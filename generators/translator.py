@@ -23,7 +23,9 @@ class Translator:
     training_seed: int
     digest: str
     training_pose: str = "wide"  # the pose distribution its renders were drawn from
-    # the synthetic identities L_C shaped (their centroids in the checkpoint), keyed by training_seed
+    # the synthetic identities G was trained on, keyed by training_seed: those whose centroids L_C moved (the
+    # checkpoint's centroid table), or, trained without L_C, those its identity stream showed (the same ones
+    # for the same seed, so an ablation translates the same renders)
     trained_identities: tuple[int, ...] = ()
 
 
@@ -70,5 +72,9 @@ def load_translator(path: Path, device: torch.device | str = "cpu") -> Translato
         network.eval().requires_grad_(False)
     labels = stored.get("centroids", {}).get("labels")
     trained = tuple(int(j) for j in labels.tolist()) if labels is not None else ()
+    if not trained and "stream" in stored:  # trained without L_C: the identities the stream showed G
+        from generators.identity_stream import shown_identities
+
+        trained = tuple(shown_identities(stored["stream"], config.images_per_identity, config.synthetic_identities))
     return Translator(G, G_prime, D_real, config.network.image_size, config.seed, file_digest(checkpoint, "sha256")[:16],
                       config.pose, trained)

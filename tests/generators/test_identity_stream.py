@@ -76,3 +76,17 @@ def test_seeds_differ_and_repeat():
 def test_inconsistent_sizes_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         make(**overrides)
+
+
+@pytest.mark.parametrize("batches", [0, 3, 40, 400])
+def test_shown_identities_are_those_some_batch_took(batches):
+    """What a translator trained without L_C reports as its trained identities: exactly the identities that
+    appeared in a batch (live ones not yet taken excluded), through the first epoch and after it."""
+    stream = IdentityStream(pool=30, window=6, images_per_identity=4, identities_per_batch=2, per_identity=2, seed=5)
+    taken = set()
+    for _ in range(batches):
+        labels, _ = stream.next_batch()
+        taken |= set(labels)
+    assert stream.shown() == sorted(taken)
+    if batches == 400:
+        assert stream.epoch > 0 and stream.shown() == list(range(30))

@@ -198,6 +198,22 @@ def test_a_generator_with_dropout_at_generation_still_synthesises_reproducibly(t
     assert load_translator(translator).G.dropout_at_generation
 
 
+def test_a_translator_trained_without_l_c_translates_the_same_identities(real_folder, pairs_folder, tmp_path):
+    """The GAN ablation compares translators on the same renders: without L_C there are no centroids, and
+    the trained identities are then the ones the identity stream showed, which for the same seed are the
+    ones whose centroids the full run moved."""
+    from generators.train import PRESETS as TRAIN_PRESETS, train
+
+    config = replace(TRAIN_PRESETS["smoke"], seed=4)
+    train(config, real_folder, pairs_folder, tmp_path / "all", progress=False, device="cpu")
+    without = replace(config, weights=replace(config.weights, use_identity=False))
+    train(without, real_folder, pairs_folder, tmp_path / "no-lc", progress=False, device="cpu")
+    stored = torch.load(tmp_path / "no-lc" / "checkpoint.pt", weights_only=False)
+    assert len(stored["centroids"]["labels"]) == 0
+    full, ablated = load_translator(tmp_path / "all"), load_translator(tmp_path / "no-lc")
+    assert ablated.trained_identities and ablated.trained_identities == full.trained_identities
+
+
 def test_synthesis_runs_g_d_and_c_on_the_gpu(translator, fake_cuda, tmp_path):
     """G, G', D_R and C on a (fake) GPU: a render batch from the CPU goes to the device, scores come back
     to the CPU; a translator left on the CPU fails, as it would on a real GPU."""
