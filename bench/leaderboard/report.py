@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common.datasets import cache_dir, portable_path
+from bench.common.datasets import portable_path
 from bench.common.machine import describe_machine, machine
 from bench.leaderboard.cells import Leaderboard, format_cell
 from bench.leaderboard.columns import Column, fixture_recipes
@@ -39,7 +39,7 @@ def long_table(board: Leaderboard, root: Path | None) -> pd.DataFrame:
             rows.append({"embedder": entry.label, "column": column.title, "set": column.key,
                          "fixture": column.fixture or bool(cell.fixture_note), "figure": column.figure,
                          "value": cell.value, "std": cell.std, "status": cell.status,
-                         "data": shown_path(source.path, root),
+                         "data": portable_path(source.path, root),
                          "results": portable_path(cell.folder) if cell.folder else "", "seconds": round(cell.seconds, 1)})
     return pd.DataFrame(rows)
 
@@ -54,7 +54,7 @@ def column_notes(board: Leaderboard, root: Path | None) -> list[str]:
     lines += ["", "Data:", ""]
     for column in board.columns:
         source = board.sources[column.title]
-        where = shown_path(source.path, root)
+        where = portable_path(source.path, root)
         if not source.present:
             lines.append(f"- {column.title}: **missing**, looked for `{where}`")
         elif column.fixture:
@@ -88,15 +88,6 @@ def markdown(board: Leaderboard, command: str, root: Path | None, fixtures: bool
         ]
     sections += ["## Columns\n", "\n".join(column_notes(board, root)) + "\n"]
     return "\n".join(sections)
-
-
-def shown_path(path: Path, root: Path | None) -> str:
-    """A path as a committed record shows it: under the data root $FACEBENCH_DATA/..., under the cache folder
-    $FACEBENCH_CACHE/..., under the checkout relative to it (`portable_path`)."""
-    cache = cache_dir()
-    if Path(path).is_absolute() and Path(path).resolve().is_relative_to(cache):
-        return f"$FACEBENCH_CACHE/{Path(path).resolve().relative_to(cache)}"
-    return portable_path(path, root)
 
 
 def portable_command(argv: Sequence[str]) -> str:
