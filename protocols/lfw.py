@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from protocols.embedding import (
 )
 from protocols.lfw_files import LFW_DIR, PAIRS_FILES, LFWLayout, Pair
 from protocols.metrics import accuracy_at_threshold, best_threshold, kfold_accuracies, verification_metrics
-from protocols.report import markdown_table, summary_frame, write_report
+from protocols.report import markdown_table, stored_metrics, summary_frame, write_report
 from recognition.embedders import Embedder
 from recognition.embedders.registry import file_safe_name
 
@@ -130,6 +129,22 @@ def evaluate_lfw(embedder: Embedder, root: Path | None = None, split: str = "10f
     return LFWResult(split, summary, table, scores[~train], labels[~train], threshold, config)
 
 
+def stored_lfw_result(out: Path, embedder: Embedder, layout: LFWLayout, split: str = "10fold", aligner: str = "mtcnn",
+                      flip: bool = False) -> dict[str, Any] | None:
+    """The metrics.json in `out` when it holds this evaluation: the same pairs (by content, wherever the data root
+    lies), embedder, alignment, flip and split; else None."""
+    wanted = {"embedder_key": embedder.cache_key, "pairs_digest": pairs_digest(layout, split),
+              "aligner": aligner if embedder.crop else None, "flip": flip, "split": split}
+    return stored_metrics(out, wanted)
+
+
+def default_out(embedder_name: str, embedder: Embedder, split: str = "10fold", aligner: str = "mtcnn",
+                flip: bool = False) -> Path:
+    """results/lfw/<embedder>[-<aligner>]-<split>[-flip]: where `python -m protocols.lfw` writes by default."""
+    aligned = f"-{aligner}" if embedder.crop else ""
+    return Path("results/lfw") / f"{file_safe_name(embedder_name)}{aligned}-{split}{'-flip' if flip else ''}"
+
+
 def write_lfw_report(result: LFWResult, out_dir: Path) -> Path:
     aligned = f" ({result.config['aligner']} alignment)" if result.config.get("aligner") else ""
     title = f"LFW {result.split}: {result.config['embedder']}{aligned}{' + flip' if result.config['flip'] else ''}"
@@ -156,21 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is not None:
         check_output_folder(args.out)  # before the embedder loads its weights
     embedder = embedder_from_arguments(args)
-    aligned = f"-{args.aligner}" if embedder.crop else ""
-    out = args.out or Path("results/lfw") / f"{file_safe_name(args.embedder)}{aligned}-{args.split}{'-flip' if args.flip else ''}"
+    out = args.out or default_out(args.embedder, embedder, args.split, args.aligner, args.flip)
     check_output_folder(out)
     layout = LFWLayout(data_root(args.data_root))
     layout.require(*PAIRS_FILES[args.split])  # a stored result is reused only where the data is
-    stored = out / "metrics.json"
-    if stored.exists() and not args.force:
-        previous = json.loads(stored.read_text())
-        # the same pairs (by content, wherever the data root lies), embedder, alignment and flip
-        wanted = {"embedder_key": embedder.cache_key, "pairs_digest": pairs_digest(layout, args.split),
-                  "aligner": args.aligner if embedder.crop else None, "flip": args.flip, "split": args.split}
-        if all(previous["config"].get(key) == value for key, value in wanted.items()):
-            print(f"{previous['title']} (cached in {out}; --force recomputes)\n")
-            print(markdown_table(summary_frame(previous["metrics"])))
-            return 0
+    previous = None if args.force else stored_lfw_result(out, embedder, layout, args.split, args.aligner, args.flip)
+    if previous is not None:
+        print(f"{previous['title']} (cached in {out}; --force recomputes)\n")
+        print(markdown_table(summary_frame(previous["metrics"])))
+        return 0
     result = evaluate_lfw(embedder, args.data_root, args.split, layout=layout, flip=args.flip,
                           aligner=args.aligner, **options)
     write_lfw_report(result, out)

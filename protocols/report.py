@@ -1,6 +1,7 @@
 """What every evaluation leaves behind: metrics.json, CSV and Markdown tables, a ROC curve and a score histogram."""
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -32,6 +33,22 @@ def portable_config(config: Mapping[str, Any]) -> dict[str, Any]:
         return value
 
     return {key: recorded(value) for key, value in config.items()}
+
+
+def stored_metrics(out_dir: Path, wanted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The metrics.json stored in `out_dir` when its configuration holds every `wanted` key with that value
+    (the same data by content, embedder and options), else None: the evaluation is then to be run again."""
+    path = Path(out_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):  # a damaged record is recomputed, not trusted
+        return None
+    config = previous.get("config", {}) if isinstance(previous, dict) else {}
+    if not isinstance(config, dict) or not all(config.get(key) == value for key, value in wanted.items()):
+        return None
+    return previous
 
 
 def summary_frame(summary: Mapping[str, Any]) -> pd.DataFrame:

@@ -30,6 +30,8 @@ def run(*args, env_extra=None):
          "verification set not found: /nonexistent/agedb_30.bin"),
         (("protocols.bin_fixture", "--out", "/tmp/lfw.txt"), "name the file NAME.bin"),
         (("bench.data", "fetch", "nothing"), "invalid choice: 'nothing'"),
+        (("bench.leaderboard", "--embedders", "lbp,nope"), "--embedders: 'nope': unknown embedder 'nope'"),
+        (("bench.leaderboard", "--embedders", "lbp,,pixels"), "--embedders 'lbp,,pixels': a comma-separated list"),
         (("protocols.lfw", "--embedder", "lbp", "--weights", "w.pt"), "embedder 'lbp' has no option weights"),
         (("protocols.lfw", "--embedder", "openface-nn4", "--weights", "/nonexistent.pt"), "no nn4.small2 weights at"),
     ],
@@ -67,7 +69,8 @@ def test_the_commands_are_found():
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_answers_help(command, capsys):
     """`python -m X --help` keeps working wherever its code lives (thin entry points included); run in-process."""
-    module = importlib.import_module(command if not command.endswith("perf") else "bench.perf.__main__")
+    package_main = (ROOT / command.replace(".", "/") / "__main__.py").is_file()  # bench.perf, bench.leaderboard
+    module = importlib.import_module(command + ".__main__" if package_main else command)
     with pytest.raises(SystemExit) as stopped:
         module.main(["--help"])
     assert stopped.value.code == 0

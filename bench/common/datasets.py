@@ -29,11 +29,13 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
 
 
 DATA_ROOT_VARIABLE = "$FACEBENCH_DATA"
+CACHE_VARIABLE = "$FACEBENCH_CACHE"
 
 
 def portable_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
     """`path` as another machine can read it in a committed record: under the data root as
-    "$FACEBENCH_DATA/<relative>", under the working folder (the checkout) relative to it, else unchanged.
+    "$FACEBENCH_DATA/<relative>", under the cache folder as "$FACEBENCH_CACHE/<relative>" (fixtures built
+    there), under the working folder (the checkout) relative to it, else unchanged.
 
     Results are committed from one machine and read on others, where the data root and the checkout
     lie elsewhere; an absolute path would name the folders of the machine that made the record.
@@ -43,7 +45,8 @@ def portable_path(path: str | os.PathLike, root: str | os.PathLike | None = None
     if not given.is_absolute():
         return str(path)
     resolved = given.resolve()
-    for base, prefix in ((data_root(root), DATA_ROOT_VARIABLE), (Path.cwd().resolve(), None)):
+    cache = Path(os.environ.get("FACEBENCH_CACHE") or DEFAULT_CACHE_DIR).expanduser().resolve()  # cache_dir's, unmade
+    for base, prefix in ((data_root(root), DATA_ROOT_VARIABLE), (cache, CACHE_VARIABLE), (Path.cwd().resolve(), None)):
         for candidate in (resolved, given):  # resolved as data_root() is; as given for a symlinked checkout
             if candidate.is_relative_to(base):
                 relative = candidate.relative_to(base).as_posix()

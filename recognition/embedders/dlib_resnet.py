@@ -204,7 +204,8 @@ class DlibResNetEmbedder(Embedder):
     input_size = (DLIB_CHIP.size, DLIB_CHIP.size)
 
     def __init__(self, weights: str | Path | None = None):
-        path = Path(weights) if weights else packaged_model_path(WEIGHTS_FILE)
+        # resolved: a venv reached through a symlink (a worktree's .venv) names the same file, so the same cache key
+        path = (Path(weights) if weights else packaged_model_path(WEIGHTS_FILE)).resolve()
         super().__init__(weights=str(path), weights_bytes=path.stat().st_size if path.exists() else None)
         self.network = DlibFaceResNet.from_dat(path)
 
@@ -224,7 +225,7 @@ class DlibBinEmbedder(DlibResNetEmbedder):
             import dlib
         except ImportError:
             raise UserError("the 'dlib-bin' reference embedder needs dlib-bin: pip install dlib-bin") from None
-        path = Path(weights) if weights else packaged_model_path(WEIGHTS_FILE)
+        path = (Path(weights) if weights else packaged_model_path(WEIGHTS_FILE)).resolve()
         if not path.is_file():
             raise UserError(f"dlib network file not found: {path}")
         Embedder.__init__(self, weights=str(path), weights_bytes=path.stat().st_size)

@@ -127,3 +127,14 @@ def test_dlib_bin_on_a_truncated_file_is_a_user_error(weights_path, tmp_path, cu
     broken.write_bytes(weights_path.read_bytes()[:cut])
     with pytest.raises(UserError, match=rf"truncated.dat: dlib cannot read this network file \({cut} bytes"):
         get_embedder("dlib-bin", weights=str(broken))
+
+
+def test_the_cache_key_names_the_weights_file_not_the_way_to_it(weights_path, tmp_path):
+    """A git worktree reaches the venv through a symlink: the same file must give the same cache key (and so the same
+    embedding caches and stored results)."""
+    from recognition.embedders import get_embedder
+
+    (tmp_path / "venv-link").symlink_to(weights_path.parent, target_is_directory=True)
+    through_link = get_embedder("dlib-resnet", weights=str(tmp_path / "venv-link" / weights_path.name))
+    assert through_link.cache_key == get_embedder("dlib-resnet", weights=str(weights_path)).cache_key
+    assert through_link.config["weights"] == str(weights_path.resolve())

@@ -43,3 +43,12 @@ def test_a_symlinked_checkout_is_recognised(tmp_path, monkeypatch):
     monkeypatch.chdir(link)
     assert portable_path(link / "runs") == "runs"
     assert portable_path(real / "runs") == "runs"
+
+
+def test_paths_under_the_cache_folder_are_written_from_facebench_cache(tmp_path, monkeypatch):
+    """Fixtures built into the cache (bench.leaderboard --fixtures) are recorded without the machine's home folder."""
+    monkeypatch.setenv("FACEBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    fixture = tmp_path / "cache" / "leaderboard-fixtures" / "ijbc"
+    assert portable_path(fixture) == "$FACEBENCH_CACHE/leaderboard-fixtures/ijbc"
