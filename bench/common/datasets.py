@@ -11,6 +11,7 @@ never imports upward; `python -m bench.data check|fetch` lists whatever has been
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,20 @@ def portable_path(path: str | os.PathLike, root: str | os.PathLike | None = None
                     return relative
                 return prefix if relative == "." else f"{prefix}/{relative}"
     return str(given)
+
+
+def portable_command(words: Sequence[str]) -> str:
+    """A command line for a committed record: absolute paths as `portable_path` writes them, every word
+    quoted for a POSIX shell except the $VARIABLE that starts a portable path, so a pasted command expands it."""
+    quoted = []
+    for word in words:
+        word = portable_path(word) if word.startswith("/") else word
+        variable, slash, rest = word.partition("/")
+        if word.startswith("$") and variable[1:].replace("_", "").isalnum():
+            quoted.append(variable + slash + (shlex.quote(rest) if rest else ""))
+        else:
+            quoted.append(shlex.quote(word))
+    return " ".join(quoted)
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

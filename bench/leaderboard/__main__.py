@@ -17,7 +17,7 @@ from bench.leaderboard.cells import Entry, Leaderboard, build_embedder, evaluate
 from bench.leaderboard.columns import (
     BIN_DIR, COLUMNS, FIXTURE_COLUMNS, IJB_DIR, IJBA_DIR, bin_source, ijb_source, ijba_source, lfw_source,
 )
-from bench.leaderboard.report import long_table, markdown, portable_command
+from bench.leaderboard.report import leaderboard_command, long_table, markdown
 from protocols.embedding import add_embedding_arguments, embedding_options
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     build_seconds = started - building
     board = evaluate(Leaderboard(entries, columns, sources), args.results, args.out, options, args.force)
     seconds = time.perf_counter() - started
-    command = portable_command(sys.argv[1:] if argv is None else argv)
+    command = leaderboard_command(sys.argv[1:] if argv is None else argv)
     text = markdown(board, command, args.data_root, args.fixtures, seconds, build_seconds if args.fixtures else 0.0)
     write_text(args.out / "leaderboard.md", text)
     write_text(args.out / "leaderboard.csv", long_table(board, args.data_root).to_csv(index=False))

@@ -1,14 +1,13 @@
 """The leaderboard as Markdown (one row per embedder, a note per column, machine, date, command) and as CSV."""
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from bench.common.datasets import portable_path
+from bench.common.datasets import portable_command, portable_path
 from bench.common.machine import describe_machine, machine
 from bench.leaderboard.cells import Leaderboard, format_cell
 from bench.leaderboard.columns import Column, fixture_recipes
@@ -90,8 +89,7 @@ def markdown(board: Leaderboard, command: str, root: Path | None, fixtures: bool
     return "\n".join(sections)
 
 
-def portable_command(argv: Sequence[str]) -> str:
-    words = ["python", "-m", "bench.leaderboard", *argv]
-    return " ".join(shlex.quote(portable_path(w) if w.startswith("/") else w) for w in words)
+def leaderboard_command(argv: Sequence[str]) -> str:
+    return portable_command(["python", "-m", "bench.leaderboard", *argv])
 
 

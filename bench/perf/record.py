@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.common.atomic import write_json, write_text
-from bench.common.datasets import portable_path
+from bench.common.datasets import portable_command
 from bench.common.machine import machine
 
 PERF_DIR = Path(os.environ.get("FACEBENCH_PERF_DIR", "results/perf"))  # --quick runs write elsewhere
@@ -21,15 +21,9 @@ def dated_machine() -> dict[str, Any]:
     return {**machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def portable_command(command: str) -> str:
-    """The command line with every absolute path as another machine can read it (`portable_path`):
-    under the data root as $FACEBENCH_DATA/..., under the checkout relative to it."""
-    return " ".join(portable_path(word) if word.startswith("/") else word for word in shlex.split(command))
-
-
 def write_record(name: str, title: str, command: str, rows: list[dict[str, Any]], notes: str = "",
                  out_dir: Path = PERF_DIR) -> pd.DataFrame:
-    frame, host, command = pd.DataFrame(rows), dated_machine(), portable_command(command)
+    frame, host, command = pd.DataFrame(rows), dated_machine(), portable_command(shlex.split(command))
     write_json(out_dir / f"{name}.json", {"title": title, "command": command, "machine": host, "rows": rows,
                                           "notes": notes})
     cpu = f"CPU: {host.get('cpu_model') or host['processor']} ({host.get('cpu_vector_flags') or 'flags unknown'})."

@@ -52,3 +52,14 @@ def test_paths_under_the_cache_folder_are_written_from_facebench_cache(tmp_path,
     monkeypatch.chdir(tmp_path)
     fixture = tmp_path / "cache" / "leaderboard-fixtures" / "ijbc"
     assert portable_path(fixture) == "$FACEBENCH_CACHE/leaderboard-fixtures/ijbc"
+
+
+def test_a_portable_command_keeps_its_variable_expandable_and_quotes_the_rest(tmp_path, monkeypatch):
+    from bench.common.datasets import portable_command
+
+    root = tmp_path / "data"
+    (root / "lfw py").mkdir(parents=True)
+    monkeypatch.setenv("FACEBENCH_DATA", str(root))
+    monkeypatch.chdir(tmp_path)
+    command = portable_command(["python", "-m", "x", "--lfw", str(root / "lfw py"), "--name", "a b", "--out", str(tmp_path / "runs")])
+    assert command == "python -m x --lfw $FACEBENCH_DATA/'lfw py' --name 'a b' --out runs"
