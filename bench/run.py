@@ -14,9 +14,15 @@ reruns the recognizer and its evaluation, `--synth ganfaces-no-lc` a translator,
 what follows. The plan (what runs, what is cached, an estimate of the time) is printed first and a
 summary of every finished run under `--out` at the end (`python -m bench.tables` writes the tables).
 
-The real set is LFW's View 1 training people (peopleDevTrain) and evaluation LFW View 1 (pairsDevTest),
-plus IJB-A when `<data root>/IJB-A_11_sets` exists; the translator's real domain and its pairs come from
-the same training people (never an evaluation identity), aligned once by the real_faces stage.
+The real set is LFW's View 1 training people (peopleDevTrain; at the cpu preset those with at least 4
+aligned photos, `RunPreset.real_min_images`) and evaluation LFW View 1 (pairsDevTest) plus, at the cpu
+preset, an IJB-A-format fixture built once from View 1's test people only (the `fixture` stage,
+`protocols.ijba_fixture --people devtest`; its numbers are labelled "IJB-A format fixture from LFW"), both
+checked against the recognizer's identities by the leakage guard; the translator's real domain and its
+pairs come from the same training people (never an evaluation identity), aligned once by the real_faces stage.
+
+    python -m bench.run --grid cpu --plan        # issue 19's grid: every run, cached or to do, and the estimate
+    python -m bench.run --grid cpu               # runs what fits in --hours 6, most telling first; again to continue
 """
 from __future__ import annotations
 
@@ -450,8 +456,8 @@ def _cut_summary(cut: pd.DataFrame) -> str:
     return "; ".join(f"{synth} at {real} seeds {seeds}" for (synth, real), seeds in groups.items())
 
 
-def plan_table(stages: Sequence[Stage], preset: str) -> pd.DataFrame:
-    seconds = RUN_PRESETS[preset].seconds
+def plan_table(stages: Sequence[Stage], preset: str, seconds: dict[str, float] | None = None) -> pd.DataFrame:
+    seconds = RUN_PRESETS[preset].seconds if seconds is None else seconds
     return pd.DataFrame([{"stage": s.name, "status": s.status(), "folder": s.folder.name,
                           "estimate": "-" if s.done else _duration(seconds.get(s.name, 0))} for s in stages])
 
@@ -527,8 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return grid_main(args, root)
     stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out, synth_seed=args.synth_seed,
                          gpus=args.gpus)
-    table = plan_table(stages, args.preset)
-    total = sum(RUN_PRESETS[args.preset].seconds.get(s.name, 0) for s in stages if not s.done)
+    seconds = measured_seconds(args.preset, args.out)
+    table = plan_table(stages, args.preset, seconds)
+    total = sum(seconds.get(s.name, 0) for s in stages if not s.done)
     seeds = f"seed {args.seed}" + ("" if args.synth_seed is None else f", synth seed {args.synth_seed}")
     print(f"plan: preset {args.preset}, real {args.real}, synth {args.synth}, {seeds}, out {args.out}\n"
           f"{table.to_markdown(index=False)}\nestimated time on a 2-core CPU: {_duration(total)}", flush=True)
