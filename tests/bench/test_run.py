@@ -213,3 +213,24 @@ def test_grid_plan_prints_every_run_and_stops(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # a plan writes nothing
     with pytest.raises(UserError, match="--seeds x"):
         main(["--grid", "cpu", "--plan", "--seeds", "x", "--out", str(tmp_path)])
+
+
+def test_the_evaluation_stage_refuses_a_recognizer_trained_on_a_fixture_subject(tmp_path):
+    """The cpu preset's evaluation checks the recognizer's identities against LFW View 1 and the fixture's
+    subjects before evaluating anything (a tiny LFW; the fixture stage's folder made by hand)."""
+    import json
+
+    from tests.recognition.test_recognizer import write_tiny_lfw
+
+    root = write_tiny_lfw(tmp_path / "data")
+    stages = {s.name: s for s in plan_stages("cpu", 0.5, "none", 0, tmp_path / "out", root)}
+    assert stages["evaluation"].config["fixture"] == stages["fixture"].key
+    assert stages["recognizer"].config["min_images"] == 4
+    (stages["fixture"].folder / "ijba").mkdir(parents=True)
+    (stages["fixture"].folder / "ijba" / "people.txt").write_text("Person_A\n")
+    run = stages["recognizer"].folder / "run"
+    run.mkdir(parents=True)
+    (run / "identities.json").write_text(json.dumps({"real set": ["Stranger", "Person_A"]}))
+    with pytest.raises(UserError, match="identity leakage.*IJB-A format fixture from LFW.*Person_A"):
+        stages["evaluation"].run(stages["evaluation"].folder)
+    assert not (stages["evaluation"].folder / "results.json").exists()
