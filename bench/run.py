@@ -233,23 +233,25 @@ def _renders(preset: RunPreset) -> Callable[[Path], dict]:
 
 
 def _recognizer(preset: RunPreset, real: float, seed: int, real_faces: Stage,
-                synthetic: Stage | None, gpus: int = 0) -> Callable[[Path], dict]:
+                synthetic: Stage | None, gpus: int = 0, fixture: Stage | None = None) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from recognition.train import PRESETS, train
 
+        # the fixture (built by an earlier stage) only for the leakage guard before training: evaluation is a stage
+        ijba = str(fixture.folder / "ijba") if fixture is not None else None
         images = None if synthetic is None else synthetic.folder / json.loads(
             (synthetic.folder / MARKER).read_text())["outputs"]["images"]
         if gpus > 1:
             launch(distributed_command(gpus, "recognition.train", [
                 "--preset", preset.recognizer, "--real-set", real_faces.folder / "faces", "--lfw-split", "view1",
                 "--real", real, "--seed", seed, "--no-eval", "--min-images", preset.real_min_images,
-                *(["--synth", images] if images is not None else []),
+                *(["--synth", images] if images is not None else []), *(["--ijba", ijba] if ijba else []),
                 "--out", folder / "run", *(["--resume"] if (folder / "run" / "checkpoint.pt").exists() else [])]),
                 "recognizer")
             return {"run": "run", "iterations": PRESETS[preset.recognizer].iterations, "gpus": gpus}
         # the aligned LFW training people of the real_faces stage; evaluated on View 1 (never their names)
         config = replace(PRESETS[preset.recognizer], real_set=str(real_faces.folder / "faces"), lfw_split="view1",
-                         real_fraction=real, seed=seed, evaluate=False, min_images=preset.real_min_images,
+                         real_fraction=real, seed=seed, evaluate=False, min_images=preset.real_min_images, ijba=ijba,
                          synthetic_set=None if images is None else str(images))
         trainer = train(config, folder / "run", resume=(folder / "run" / "checkpoint.pt").exists())
         if trainer.state.iteration < config.iterations:
@@ -326,7 +328,7 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
                                       "settings": preset_settings("recognition.train", preset.recognizer),
                                       "real_faces": real_faces.key, "synthetic": synthetic.key if synthetic else None,
                                       **min_images, **parallel},
-                       _recognizer(preset, real, seed, real_faces, synthetic, gpus))
+                       _recognizer(preset, real, seed, real_faces, synthetic, gpus, fixture))
     evaluation = Stage("evaluation", {"recognizer": recognizer.key, "lfw": "view1",
                                       **({"fixture": fixture.key} if fixture is not None else {})},
                        _evaluation(recognizer, fixture, root))

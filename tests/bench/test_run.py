@@ -234,3 +234,11 @@ def test_the_evaluation_stage_refuses_a_recognizer_trained_on_a_fixture_subject(
     with pytest.raises(UserError, match="identity leakage.*IJB-A format fixture from LFW.*Person_A"):
         stages["evaluation"].run(stages["evaluation"].folder)
     assert not (stages["evaluation"].folder / "results.json").exists()
+    # and the recognizer stage refuses before training, from the names of the aligned faces alone
+    faces = stages["real_faces"].folder / "faces"
+    faces.mkdir(parents=True)
+    for name in ("lfw_Stranger_0001.png", "lfw_Person_A_0001.png"):
+        (faces / name).write_bytes(b"")
+    with pytest.raises(UserError, match="identity leakage.*IJB-A format fixture from LFW.*Person_A"):
+        stages["recognizer"].run(stages["recognizer"].folder)
+    assert not (stages["recognizer"].folder / "run" / "checkpoint.pt").exists()
