@@ -420,7 +420,7 @@ def grid_table(planned: Sequence[tuple[GridRun, list[Stage]]], seconds: dict[str
             counted.add(stage.folder)
         total += estimate
         done = all(stage.done for stage in stages)
-        started = any(stage.done or stage.folder.exists() for stage in stages if stage.name in ("recognizer", "evaluation"))
+        started = any(stage.folder.exists() for stage in todo)  # a killed stage resumes (estimated in full)
         rows.append({"run": number, "real": f"{run.real:.0%}", "synth": run.synth, "seed": run.seed,
                      "synth seed": run.synth_seed if run.synth.startswith("ganfaces") else "-",
                      "status": "cached" if done else ("resume" if started else "to do"),

@@ -8,6 +8,11 @@ The checkpoint becomes the `recognizer` embedder and goes to `protocols.lfw.eval
 exists): the path every other embedder takes, MTCNN alignment to the canonical crop included.
 Results: `<run>/lfw-<split>/` and `<run>/ijba/` (metrics.json, tables, ROC) and `<run>/results.json`.
 
+Before evaluating, `main` (and `bench.run`'s evaluation stage, through `check_run_identities`) runs the
+leakage guard on the run's identities.json against the LFW split and, when the IJB-A folder is a fixture
+built from LFW (`protocols.ijba_fixture`), against the fixture's subjects; numbers measured on such a
+fixture are recorded with `source: "IJB-A format fixture from LFW"`.
+
 Aligning ~5,000 LFW photos with MTCNN takes minutes on a CPU and gives the same chips for every
 checkpoint, so `ChipCache` keeps the chips on disk keyed by the photo's pixels and the crop geometry;
 evaluating the next checkpoint reads them back. The chips are stored losslessly (PNG), so the cached

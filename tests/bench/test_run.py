@@ -203,6 +203,11 @@ def test_the_grid_counts_shared_stages_once_and_cuts_at_the_budget(tmp_path):
     again = grid_table(plan_grid("cpu", tmp_path, seeds=(0, 1)), seconds, hours=0)
     assert again.status.iloc[0] == "cached" and again.seconds.iloc[0] == 0
     assert again.seconds.iloc[1] == 1 + 110 + 20 + 2  # chips cached by the finished evaluation: no first pass
+    assert again.status.iloc[1] == "to do"
+    translator = next(s for s in plan_grid("cpu", tmp_path, seeds=(0,))[1][1] if s.name == "translator")
+    translator.folder.mkdir(parents=True)  # a killed translator: its run resumes
+    assert grid_table(plan_grid("cpu", tmp_path, seeds=(0, 1)), seconds, hours=0).status.tolist()[:3] == [
+        "cached", "resume", "to do"]
 
 
 def test_grid_plan_prints_every_run_and_stops(tmp_path, capsys):
