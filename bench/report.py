@@ -48,6 +48,8 @@ OVERVIEW = ["accuracy_percent", "accuracy_std_percent", "100-eer_percent", "auc"
 CAPTIONS = [
     ("*training.png", "Recognizer training curves of every run", "python -m bench.tables"),
     ("*tables/roc.png", "LFW ROC curves of every finished run", "python -m bench.tables"),
+    ("*fig7.png", "The paper's Fig. 7 at CPU scale: accuracy (and the IJB-A-format fixture's TAR@FAR=0.01) against "
+     "the real share, with and without GANFaces and with 3DMM renders, mean ± std over seeds", "python -m bench.tables"),
     ("demo/roc.png", "LFW ROC curves of every finished run", "python -m bench.tables"),
     ("*/roc.png", "ROC: true accept rate against false accept rate (log axis)", None),
     ("*/scores.png", "Genuine and impostor score distributions (dashed: the threshold, when there is one)", None),

@@ -14,9 +14,15 @@ reruns the recognizer and its evaluation, `--synth ganfaces-no-lc` a translator,
 what follows. The plan (what runs, what is cached, an estimate of the time) is printed first and a
 summary of every finished run under `--out` at the end (`python -m bench.tables` writes the tables).
 
-The real set is LFW's View 1 training people (peopleDevTrain) and evaluation LFW View 1 (pairsDevTest),
-plus IJB-A when `<data root>/IJB-A_11_sets` exists; the translator's real domain and its pairs come from
-the same training people (never an evaluation identity), aligned once by the real_faces stage.
+The real set is LFW's View 1 training people (peopleDevTrain; at the cpu preset those with at least 4
+aligned photos, `RunPreset.real_min_images`) and evaluation LFW View 1 (pairsDevTest) plus, at the cpu
+preset, an IJB-A-format fixture built once from View 1's test people only (the `fixture` stage,
+`protocols.ijba_fixture --people devtest`; its numbers are labelled "IJB-A format fixture from LFW"), both
+checked against the recognizer's identities by the leakage guard; the translator's real domain and its
+pairs come from the same training people (never an evaluation identity), aligned once by the real_faces stage.
+
+    python -m bench.run --grid cpu --plan        # issue 19's grid: every run, cached or to do, and the estimate
+    python -m bench.run --grid cpu               # runs what fits in --hours 6, most telling first; again to continue
 """
 from __future__ import annotations
 
@@ -59,15 +65,29 @@ class RunPreset:
     synthesis: str
     recognizer: str
     seconds: dict[str, float] = field(default_factory=dict)
+    # the recognizer's real classes: LFW DevTrain people with at least this many aligned photos (README, "The
+    # real training set"); the real fraction is then drawn by image within them
+    real_min_images: int = 1
+    # the IJB-A-format fixture from LFW View 1's test people every recognizer is also evaluated on (a stage
+    # shared by all runs; protocols.ijba_fixture arguments), None for LFW View 1 only
+    fixture: dict[str, Any] | None = None
 
 
 RUN_PRESETS = {
     "smoke": RunPreset(48, "smoke", "smoke", "smoke", "smoke",
                        {"real_faces": 30, "pairs": 40, "translator": 20, "ganfaces": 20, "renders": 10,
                         "recognizer": 20, "evaluation": 240}),
+    # cpu seconds: measured 2026-11-25 (evaluation_first: MTCNN's first pass over View 1 and the fixture, later
+    # evaluations read the chip cache); translator: 1,500 iterations x 2.5 s (results/perf/train-profile.json,
+    # replaced by the record when it exists: measured_seconds); recognizer: MobileNetV2, 600 iterations, ~2
+    # CPU-seconds each (README, "The recognizer"); fixture: writing ~6,000 canvases; evaluation_first: MTCNN at
+    # ~28 photos/s (4,992 View 1 photos in 180 s) over View 1 and the ~6,000 fixture faces, then the embedding
     "cpu": RunPreset(None, "cpu", "cpu", "cpu", "cpu",
-                     {"real_faces": 240, "pairs": 160, "translator": 930, "ganfaces": 170, "renders": 60,
-                      "recognizer": 650, "evaluation": 180}),  # measured 2026-11-25 (evaluation: MTCNN's first pass)
+                     {"real_faces": 240, "pairs": 160, "translator": 3750, "ganfaces": 170, "renders": 60,
+                      "recognizer": 650, "fixture": 120, "evaluation": 90, "evaluation_first": 500},
+                     real_min_images=4,
+                     fixture={"people": "devtest", "splits": 10, "subjects": 100, "impostors": 2000, "seed": 0,
+                              "min_images": 4}),
     "paper": RunPreset(None, "paper", "paper", "paper", "paper",
                        {"real_faces": 400, "pairs": 700, "translator": 70 * 3600, "ganfaces": 5 * 3600,
                         "renders": 1800, "recognizer": 9 * 3600, "evaluation": 600}),
@@ -213,22 +233,25 @@ def _renders(preset: RunPreset) -> Callable[[Path], dict]:
 
 
 def _recognizer(preset: RunPreset, real: float, seed: int, real_faces: Stage,
-                synthetic: Stage | None, gpus: int = 0) -> Callable[[Path], dict]:
+                synthetic: Stage | None, gpus: int = 0, fixture: Stage | None = None) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
         from recognition.train import PRESETS, train
 
+        # the fixture (built by an earlier stage) only for the leakage guard before training: evaluation is a stage
+        ijba = str(fixture.folder / "ijba") if fixture is not None else None
         images = None if synthetic is None else synthetic.folder / json.loads(
             (synthetic.folder / MARKER).read_text())["outputs"]["images"]
         if gpus > 1:
             launch(distributed_command(gpus, "recognition.train", [
                 "--preset", preset.recognizer, "--real-set", real_faces.folder / "faces", "--lfw-split", "view1",
-                "--real", real, "--seed", seed, "--no-eval", *(["--synth", images] if images is not None else []),
+                "--real", real, "--seed", seed, "--no-eval", "--min-images", preset.real_min_images,
+                *(["--synth", images] if images is not None else []), *(["--ijba", ijba] if ijba else []),
                 "--out", folder / "run", *(["--resume"] if (folder / "run" / "checkpoint.pt").exists() else [])]),
                 "recognizer")
             return {"run": "run", "iterations": PRESETS[preset.recognizer].iterations, "gpus": gpus}
         # the aligned LFW training people of the real_faces stage; evaluated on View 1 (never their names)
         config = replace(PRESETS[preset.recognizer], real_set=str(real_faces.folder / "faces"), lfw_split="view1",
-                         real_fraction=real, seed=seed, evaluate=False,
+                         real_fraction=real, seed=seed, evaluate=False, min_images=preset.real_min_images, ijba=ijba,
                          synthetic_set=None if images is None else str(images))
         trainer = train(config, folder / "run", resume=(folder / "run" / "checkpoint.pt").exists())
         if trainer.state.iteration < config.iterations:
@@ -238,11 +261,25 @@ def _recognizer(preset: RunPreset, real: float, seed: int, real_faces: Stage,
     return run
 
 
-def _evaluation(recognizer: Stage, root: Path | None) -> Callable[[Path], dict]:
+def _fixture(settings: dict[str, Any], root: Path | None) -> Callable[[Path], dict]:
     def run(folder: Path) -> dict:
-        from recognition.evaluation import evaluate_run
+        from protocols.ijba_fixture import FIXTURE_LABEL, build_ijba_fixture, fixture_identity_names
 
-        results = evaluate_run(recognizer.folder / "run", "view1", None, "mtcnn", root)
+        build_ijba_fixture(root, folder / "ijba", **settings)
+        return {"protocol_dir": "ijba", "label": FIXTURE_LABEL,
+                "identities": len(fixture_identity_names(folder / "ijba") or [])}
+
+    return run
+
+
+def _evaluation(recognizer: Stage, fixture: Stage | None, root: Path | None) -> Callable[[Path], dict]:
+    def run(folder: Path) -> dict:
+        from recognition.evaluation import check_run_identities, evaluate_run
+
+        ijba = fixture.folder / "ijba" if fixture is not None else None
+        # the recognizer's identities (both heads) against View 1's test people and the fixture's subjects
+        check_run_identities(recognizer.folder / "run", "view1", ijba, root)
+        results = evaluate_run(recognizer.folder / "run", "view1", ijba, "mtcnn", root)
         write_json(folder / "results.json", results)
         return {"results": "results.json"}
 
@@ -265,6 +302,11 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     synthetic = None
     real_faces = Stage("real_faces", {"preset": preset_name, "photos": preset.real_faces}, _real_faces(preset, root))
     stages.append(real_faces)
+    fixture = None
+    if preset.fixture is not None:  # one folder for every run of the preset (its key is its settings alone)
+        fixture = Stage("fixture", {"builder": "protocols.ijba_fixture", **preset.fixture},
+                        _fixture(preset.fixture, root))
+        stages.append(fixture)
     if synth.startswith("ganfaces"):
         pairs = None if synth == "ganfaces-no-ldp" else Stage("pairs", {"preset": preset.pairs, "settings": preset_settings("generators.pairs", preset.pairs)}, _pairs(preset, root))
         translator = Stage("translator", {"preset": preset.translator, "synth": synth, "seed": synth_seed,
@@ -280,20 +322,144 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
             "generators.train", preset.translator)["pose"], "settings": preset_settings(
             "generators.synthesis_plan", preset.synthesis)}, _renders(preset))
         stages.append(synthetic)
+    # the real classes' minimum photo count enters the key only when it filters (keys of k = 1 stay as before)
+    min_images = {"min_images": preset.real_min_images} if preset.real_min_images > 1 else {}
     recognizer = Stage("recognizer", {"preset": preset.recognizer, "real": real, "seed": seed, "synth": synth,
                                       "settings": preset_settings("recognition.train", preset.recognizer),
                                       "real_faces": real_faces.key, "synthetic": synthetic.key if synthetic else None,
-                                      **parallel},
-                       _recognizer(preset, real, seed, real_faces, synthetic, gpus))
-    evaluation = Stage("evaluation", {"recognizer": recognizer.key, "lfw": "view1"}, _evaluation(recognizer, root))
+                                      **min_images, **parallel},
+                       _recognizer(preset, real, seed, real_faces, synthetic, gpus, fixture))
+    evaluation = Stage("evaluation", {"recognizer": recognizer.key, "lfw": "view1",
+                                      **({"fixture": fixture.key} if fixture is not None else {})},
+                       _evaluation(recognizer, fixture, root))
     stages += [recognizer, evaluation]
     for stage in stages:
         stage.out = out
     return stages
 
 
-def plan_table(stages: Sequence[Stage], preset: str) -> pd.DataFrame:
-    seconds = RUN_PRESETS[preset].seconds
+# ------------------------------------------------------------------------------------------ the grid
+
+GRID_SEEDS = (0, 1, 2)
+GRID_ABLATION_REAL = 0.5
+GRID_HOURS = 6.0  # the budget the grid is sized to on this 2-core machine (README, "The grid")
+PERF_DIR = Path(__file__).resolve().parents[1] / "results" / "perf"
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One recognizer run of the grid: its real share, synthetic set, recognizer seed and translator seed."""
+
+    real: float
+    synth: str
+    seed: int
+    synth_seed: int = 0
+
+
+def grid_runs(seeds: Sequence[int] = GRID_SEEDS, synth_seed: int = 0) -> list[GridRun]:
+    """The grid of issue 19 in the order it is run, most telling first, so that a cut or interrupted grid holds
+    whole seeds of the comparisons that matter most: (1) real 20/50/100% without and with GANFaces, seed by
+    seed (the paper's claim and its paired test); (2) the same with raw 3DMM renders; (3) at 50%, GANFaces of
+    the translators without L_C, L_DP and L_cyc. Every GANFaces run uses the translator of `synth_seed`, so
+    the recognizer seeds share one translator per synthetic variant."""
+    runs = [GridRun(real, synth, seed, synth_seed) for seed in seeds for real in REAL_FRACTIONS
+            for synth in ("none", "ganfaces")]
+    runs += [GridRun(real, "3dmm", seed, synth_seed) for seed in seeds for real in REAL_FRACTIONS]
+    runs += [GridRun(GRID_ABLATION_REAL, synth, seed, synth_seed) for seed in seeds
+             for synth in ("ganfaces-no-lc", "ganfaces-no-ldp", "ganfaces-no-cyc")]
+    return runs
+
+
+def measured_seconds(preset_name: str, out: Path | None = None, perf_dir: Path = PERF_DIR) -> dict[str, float]:
+    """The stage times the plan assumes: the preset's, the translator's from the profile record when it
+    profiles this preset (results/perf/train-profile.json: seconds per iteration x the preset's iterations),
+    and the median of this output folder's own finished stages of the preset where there are some."""
+    preset = RUN_PRESETS[preset_name]
+    seconds = dict(preset.seconds)
+    profile = perf_dir / "train-profile.json"
+    if profile.is_file():
+        rows = [row for row in json.loads(profile.read_text()).get("rows", []) if row.get("preset") == preset.translator]
+        if rows:
+            from generators.train import PRESETS
+
+            seconds["translator"] = sum(row["seconds_per_iteration"] for row in rows) * PRESETS[preset.translator].iterations
+    if out is not None and Path(out).is_dir():
+        finished: dict[str, list[float]] = {}
+        for marker in Path(out).glob(f"*/{MARKER}"):
+            stage = json.loads(marker.read_text())
+            if stage.get("stage") in ("translator", "ganfaces", "recognizer", "renders") and \
+                    stage.get("config", {}).get("preset") == getattr(preset, stage["stage"], preset.synthesis) and \
+                    "seconds" in stage:
+                finished.setdefault(stage["stage"], []).append(float(stage["seconds"]))
+        seconds.update({name: float(pd.Series(values).median()) for name, values in finished.items()})
+    return seconds
+
+
+def plan_grid(preset_name: str, out: Path, root: Path | None = None, seeds: Sequence[int] = GRID_SEEDS,
+              synth_seed: int = 0, gpus: int = 0) -> list[tuple[GridRun, list[Stage]]]:
+    """Each grid run with its stages (bench.run's own plan_stages: the same keys, the same cache)."""
+    return [(run, plan_stages(preset_name, run.real, run.synth, run.seed, out, root, run.synth_seed, gpus))
+            for run in grid_runs(seeds, synth_seed)]
+
+
+def grid_table(planned: Sequence[tuple[GridRun, list[Stage]]], seconds: dict[str, float],
+               hours: float = GRID_HOURS) -> pd.DataFrame:
+    """One row per run: its status, the stages it adds (a stage shared with an earlier run is counted once),
+    their estimated time and the running total; runs whose total passes `hours` (0: no limit) are cut."""
+    counted: set[Path] = set()
+    evaluated = any(stage.done for _, stages in planned for stage in stages if stage.name == "evaluation")
+    rows, total = [], 0.0
+    for number, (run, stages) in enumerate(planned, 1):
+        todo = [stage for stage in stages if not stage.done and stage.folder not in counted]
+        estimate = 0.0
+        for stage in todo:
+            name = stage.name
+            if name == "evaluation" and not evaluated:  # the first evaluation aligns the photos (chip cache)
+                name, evaluated = "evaluation_first", True
+            estimate += seconds.get(name, seconds.get(stage.name, 0))
+            counted.add(stage.folder)
+        total += estimate
+        done = all(stage.done for stage in stages)
+        started = any(stage.folder.exists() for stage in todo)  # a killed stage resumes (estimated in full)
+        rows.append({"run": number, "real": f"{run.real:.0%}", "synth": run.synth, "seed": run.seed,
+                     "synth seed": run.synth_seed if run.synth.startswith("ganfaces") else "-",
+                     "status": "cached" if done else ("resume" if started else "to do"),
+                     "new stages": ", ".join(stage.name for stage in todo) or "-",
+                     "estimate": "-" if done else _duration(estimate), "total": _duration(total),
+                     "seconds": estimate, "in budget": not hours or total <= hours * 3600})
+    return pd.DataFrame(rows)
+
+
+def run_grid(planned: Sequence[tuple[GridRun, list[Stage]]], table: pd.DataFrame) -> None:
+    """The runs within the budget, in the grid's order; cached stages are skipped, a killed one resumes."""
+    chosen = [stages for (_, stages), keep in zip(planned, table["in budget"]) if keep]
+    for number, stages in enumerate(chosen, 1):
+        print(f"\n=== grid run {number}/{len(chosen)}: {stages[-2].config['real']:.0%} real, "
+              f"{stages[-2].config['synth']}, seed {stages[-2].config['seed']}", flush=True)
+        run_stages(stages)
+
+
+def print_grid_plan(preset: str, out: Path, planned, table: pd.DataFrame, hours: float) -> None:
+    shown = table.drop(columns=["seconds"]).assign(**{"in budget": table["in budget"].map({True: "yes", False: "cut"})})
+    translators = {stage.folder for _, stages in planned for stage in stages if stage.name == "translator"}
+    kept, cut = table[table["in budget"]], table[~table["in budget"]]
+    print(f"grid: preset {preset}, {len(planned)} runs ({(table.status == 'cached').sum()} cached), "
+          f"{len(translators)} translators (one per GANFaces variant, shared by the recognizer seeds), out {out}\n"
+          f"{shown.to_markdown(index=False)}\n"
+          f"estimated time of what is to do: {_duration(table.seconds.sum())} on a 2-core CPU; "
+          + (f"budget {hours:g} h: {len(kept)} runs ({_duration(kept.seconds.sum())})"
+             + (f", cut: {len(cut)} runs ({_duration(cut.seconds.sum())}): {_cut_summary(cut)}; run the same "
+                "command again to continue with them" if len(cut) else "") if hours else "no budget limit"),
+          flush=True)
+
+
+def _cut_summary(cut: pd.DataFrame) -> str:
+    groups = cut.groupby(["synth", "real"], sort=False).seed.apply(lambda s: ",".join(map(str, s)))
+    return "; ".join(f"{synth} at {real} seeds {seeds}" for (synth, real), seeds in groups.items())
+
+
+def plan_table(stages: Sequence[Stage], preset: str, seconds: dict[str, float] | None = None) -> pd.DataFrame:
+    seconds = RUN_PRESETS[preset].seconds if seconds is None else seconds
     return pd.DataFrame([{"stage": s.name, "status": s.status(), "folder": s.folder.name,
                           "estimate": "-" if s.done else _duration(seconds.get(s.name, 0))} for s in stages])
 
@@ -342,6 +508,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the translator's seed, to share one GANFaces set across recognizer seeds (default: --seed)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--plan", action="store_true", help="print the plan and stop")
+    parser.add_argument("--grid", choices=RUN_PRESETS, default=None, metavar="PRESET",
+                        help="the whole grid of issue 19 at this preset (real 0.2/0.5/1.0 x none/3dmm/ganfaces, "
+                             "the three ablations at 0.5, --seeds each, one translator per variant): prints every "
+                             "run's status and estimate, then runs those within --hours (--real/--synth ignored)")
+    parser.add_argument("--seeds", default=",".join(map(str, GRID_SEEDS)), help="the grid's recognizer seeds")
+    parser.add_argument("--hours", type=float, default=GRID_HOURS,
+                        help="the grid's budget: runs past this estimated total are left for the next invocation "
+                             "(0: no limit)")
     parser.add_argument("--gpus", type=int, default=0,
                         help="GPUs on this machine: more than 1 runs the trainers and synthesis under torchrun, one "
                              "process per GPU (0 or 1: one process, on the GPU when there is one)")
@@ -357,10 +531,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_root:
         os.environ["FACEBENCH_DATA"] = args.data_root
     root = data_root()
+    if args.grid is not None:
+        return grid_main(args, root)
     stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out, synth_seed=args.synth_seed,
                          gpus=args.gpus)
-    table = plan_table(stages, args.preset)
-    total = sum(RUN_PRESETS[args.preset].seconds.get(s.name, 0) for s in stages if not s.done)
+    seconds = measured_seconds(args.preset, args.out)
+    table = plan_table(stages, args.preset, seconds)
+    total = sum(seconds.get(s.name, 0) for s in stages if not s.done)
     seeds = f"seed {args.seed}" + ("" if args.synth_seed is None else f", synth seed {args.synth_seed}")
     print(f"plan: preset {args.preset}, real {args.real}, synth {args.synth}, {seeds}, out {args.out}\n"
           f"{table.to_markdown(index=False)}\nestimated time on a 2-core CPU: {_duration(total)}", flush=True)
@@ -373,6 +550,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = collect_runs(args.out)
     print(f"\nfinished runs under {args.out}:\n{summary_table(runs).dropna(axis=1, how='all').to_markdown(index=False, floatfmt='.2f')}")
     print(f"tables and ROC curves: python -m bench.tables --runs {args.out}")
+    return 0
+
+
+def grid_main(args: argparse.Namespace, root: Path) -> int:
+    try:
+        seeds = sorted({int(seed) for seed in args.seeds.split(",")})
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds}: give comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or min(seeds) < 0:
+        raise UserError(f"--seeds {args.seeds}: give seeds of at least 0")
+    if args.hours < 0:
+        raise UserError(f"--hours {args.hours}: give a budget in hours (0 for no limit)")
+    synth_seed = 0 if args.synth_seed is None else args.synth_seed
+    planned = plan_grid(args.grid, args.out, seeds=seeds, synth_seed=synth_seed, gpus=args.gpus)
+    table = grid_table(planned, measured_seconds(args.grid, args.out), args.hours)
+    print_grid_plan(args.grid, args.out, planned, table, args.hours)
+    if args.plan:
+        return 0
+    check_data(root)
+    run_grid(planned, table)
+    print(f"\ngrid runs within the budget are done; tables and figures: python -m bench.tables --runs {args.out}")
     return 0
 
 

@@ -8,11 +8,18 @@ share, synthetic set and seed) and writes, as Markdown and CSV:
   0.001 for each real share with and without a synthetic set, mean +- std over seeds, beside the
   paper's Table 1 numbers where it gives them (VGG 100%, with and without GANFaces);
 - `ablation`: supplementary Table 1, the translator without each loss (real share 0.5), beside the paper;
+- `gains`: the gain of GANFaces (and of raw renders) over the real-only recognizer per real share, and what
+  each loss term adds at 50%, as paired differences over seed-matched runs with a paired t-test
+  (`scipy.stats.ttest_rel`): "cannot tell" when p > 0.05 or fewer than 2 seed pairs; beside the paper's gains;
+- `fig7.png`: the paper's Fig. 7 at this scale: LFW View 1 accuracy (and the IJB-A TAR@FAR=0.01 columns when
+  measured) against the real share, without and with GANFaces and with 3DMM renders, mean +- std over seeds;
 - `roc.png`: the LFW ROC curves of all runs in one plot;
 and links the identity-separation figure (`protocols.separation`) in `tables.md`, which names the
 machines the runs were computed on (their last digits depend on it: README, "Reproducibility").
 The paper trained VGG19 on 1.8M VGG Face images at full scale; runs of the cpu preset train a small
 network on 9.5K LFW images, so only the direction of a difference can be compared, not the level.
+Numbers measured on the IJB-A-format fixture built from LFW (`protocols.ijba_fixture`, what `bench.run`'s cpu
+preset evaluates on) are labelled "IJB-A format fixture from LFW" in every table and figure: they are not IJB-A.
 """
 from __future__ import annotations
 
@@ -30,12 +37,23 @@ from bench.common.atomic import save_figure, write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import portable_path
 from bench.common.machine import describe_machine
+from protocols.ijba_fixture import FIXTURE_LABEL  # results.json's `source` of numbers measured on the fixture
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 METRICS = {"lfw_accuracy": "LFW acc. (%)", "lfw_100_minus_eer": "LFW 100%-EER", "ijba_tar_0.01": "IJB-A TAR@0.01",
            "ijba_tar_0.001": "IJB-A TAR@0.001"}
 SMOOTHING = 5  # logged points averaged in the training curves
 PAPER_RECOGNITION = {(1.0, "none"): "VGG(100%)", (1.0, "ganfaces"): "VGG(100%) + GANFaces"}
+ALPHA = 0.05  # the paired test's level: above it the comparison "cannot tell"
+# what the paper reports for a comparison (treatment, control, real share) -> metric -> gain, with its source
+PAPER_GAINS = {
+    ("ganfaces", "none", 1.0): {"lfw_accuracy": (0.5, "Table 1: VGG(100%) 94.6 -> +GANFaces 95.1")},
+    ("ganfaces", "none", 0.5): {"ijba_tar_0.01": (0.03756, "supp. Table 1: 0.49751 -> 0.53507 (IJB-A)"),
+                                "ijba_tar_0.001": (0.01188, "supp. Table 1: 0.17580 -> 0.18768 (IJB-A)")},
+    ("ganfaces", "ganfaces-no-lc", 0.5): {"ijba_tar_0.01": (0.02975, "supp. Table 1: 0.50532 -> 0.53507 (IJB-A)")},
+    ("ganfaces", "ganfaces-no-ldp", 0.5): {"ijba_tar_0.01": (0.05473, "supp. Table 1: 0.48034 -> 0.53507 (IJB-A)")},
+    ("ganfaces", "ganfaces-no-cyc", 0.5): {"ijba_tar_0.01": (0.03806, "supp. Table 1: 0.49701 -> 0.53507 (IJB-A)")},
+}
 PAPER_ABLATION = {"none": "VGG(50%)", "ganfaces": "Ours (VGG(50%)+GANFaces)", "ganfaces-no-lc": "Ours without L_C",
                   "ganfaces-no-ldp": "Ours without L_DP", "ganfaces-no-cyc": "Ours without L_cyc"}
 
@@ -71,10 +89,27 @@ def collect_runs(runs: Path) -> pd.DataFrame:
                      "lfw_accuracy": lfw["accuracy_percent"], "lfw_100_minus_eer": lfw["100-eer_percent"],
                      "ijba_tar_0.01": ijba.get("tar@far=0.01_mean", np.nan),
                      "ijba_tar_0.001": ijba.get("tar@far=0.001_mean", np.nan),
+                     # results from before the fixture was labelled in results.json came from a real IJB-A folder
+                     "ijba_source": ijba.get("source", "IJB-A") if ijba else None,
                      "run": str(recognizer["folder"] / recognizer["outputs"]["run"])})
-    columns = ["preset", "real", "synth", "seed", "synth_seed", *METRICS, "run"]
+    columns = ["preset", "real", "synth", "seed", "synth_seed", *METRICS, "ijba_source", "run"]
     table = pd.DataFrame(rows, columns=columns).astype({"synth_seed": "Int64"})  # empty without GANFaces
     return table.sort_values(["preset", "real", "synth", "seed"], ignore_index=True)
+
+
+def ijba_name(runs: pd.DataFrame) -> str:
+    """What the IJB-A columns measured: "IJB-A", or the fixture's label; one runs folder holds one of them."""
+    sources = set(runs.get("ijba_source", pd.Series(dtype=object)).dropna())
+    if len(sources) > 1:
+        raise UserError(f"the runs mix IJB-A evaluations of different sources ({', '.join(sorted(sources))}): "
+                        "keep each in its own runs folder")
+    return sources.pop() if sources else "IJB-A"
+
+
+def metric_labels(ijba: str = "IJB-A") -> dict[str, str]:
+    """Column labels; the IJB-A ones name the fixture when the numbers come from it."""
+    return {metric: label.replace("IJB-A", ijba) if metric.startswith("ijba") else label
+            for metric, label in METRICS.items()}
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -89,20 +124,21 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _cell(mean: float, std: float) -> str:
+def _cell(mean: float, std: float, digits: int = 2) -> str:
     if np.isnan(mean):
         return "n/a"
-    return f"{mean:.2f}" if np.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def recognition_table(summary: pd.DataFrame, paper_dir: Path = PAPER_DIR) -> pd.DataFrame:
+def recognition_table(summary: pd.DataFrame, paper_dir: Path = PAPER_DIR, ijba: str = "IJB-A") -> pd.DataFrame:
     """Fig. 7 / Table 1: ours per real share and synthetic set, the paper's Table 1 where it has the row."""
     paper = pd.read_csv(paper_dir / "lfw_table1.csv").set_index("method")
     rows = []
     for data in summary.to_dict("records"):
         entry = {"preset": data["preset"], "real": f"{data['real']:.0%}", "synthetic": data["synth"],
                  "seeds": data["seeds"]}
-        entry.update({label: _cell(data[f"{metric}_mean"], data[f"{metric}_std"]) for metric, label in METRICS.items()})
+        entry.update({label: _cell(data[f"{metric}_mean"], data[f"{metric}_std"])
+                      for metric, label in metric_labels(ijba).items()})
         method = PAPER_RECOGNITION.get((data["real"], data["synth"]))
         entry["paper: LFW acc. / 100%-EER"] = (f"{paper.loc[method, 'lfw_accuracy']} / {paper.loc[method, 'lfw_100_minus_eer']}"
                                                f" ({method})" if method else "not in the text (Fig. 7 bars)")
@@ -110,7 +146,7 @@ def recognition_table(summary: pd.DataFrame, paper_dir: Path = PAPER_DIR) -> pd.
     return pd.DataFrame(rows)
 
 
-def ablation_table(summary: pd.DataFrame, paper_dir: Path = PAPER_DIR) -> pd.DataFrame:
+def ablation_table(summary: pd.DataFrame, paper_dir: Path = PAPER_DIR, ijba: str = "IJB-A") -> pd.DataFrame:
     """Supplementary Table 1: real share 0.5 with each translator variant, beside the paper's IJB-A numbers."""
     paper = pd.read_csv(paper_dir / "ijba_ablation_supp_table1.csv").set_index("synthetic")
     rows = []
@@ -119,12 +155,110 @@ def ablation_table(summary: pd.DataFrame, paper_dir: Path = PAPER_DIR) -> pd.Dat
         for data in ours.to_dict("records") if len(ours) else [{}]:
             entry = {"method": method, "synthetic": synth, "preset": data.get("preset", "-"), "seeds": data.get("seeds", 0)}
             for metric in ("lfw_accuracy", "ijba_tar_0.01", "ijba_tar_0.001"):
-                entry[METRICS[metric]] = _cell(data.get(f"{metric}_mean", np.nan), data.get(f"{metric}_std", np.nan))
+                entry[metric_labels(ijba)[metric]] = _cell(data.get(f"{metric}_mean", np.nan), data.get(f"{metric}_std", np.nan))
             reported = paper.loc[synth]
             entry["paper IJB-A TAR@0.01"] = f"{reported['tar_at_far_0.01']:.5f} ± {reported['tar_at_far_0.01_std']:.5f}"
             entry["paper IJB-A TAR@0.001"] = f"{reported['tar_at_far_0.001']:.5f} ± {reported['tar_at_far_0.001_std']:.5f}"
             rows.append(entry)
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ paired comparisons across seeds
+
+def paired_comparison(treatment: pd.Series, control: pd.Series, alpha: float = ALPHA) -> dict:
+    """Treatment minus control over the seeds both have (each Series: metric by recognizer seed), tested with a
+    paired t-test (scipy.stats.ttest_rel). The verdict is "higher" or "lower" only with 2+ pairs and p <= alpha,
+    else "cannot tell" and why; seeds present on one side only are left out and counted."""
+    from scipy.stats import ttest_rel
+
+    treatment, control = treatment.dropna(), control.dropna()
+    seeds = sorted(set(treatment.index) & set(control.index))
+    unmatched = len(set(treatment.index) ^ set(control.index))
+    result = {"pairs": len(seeds), "unmatched": unmatched, "gain": np.nan, "gain_std": np.nan, "t": np.nan,
+              "p": np.nan, "seeds": ",".join(map(str, seeds))}
+    if not seeds:
+        return {**result, "verdict": "cannot tell (no seed-matched pair)"}
+    differences = treatment[seeds].to_numpy(float) - control[seeds].to_numpy(float)
+    result["gain"] = float(differences.mean())
+    if len(seeds) < 2:
+        return {**result, "verdict": "cannot tell (1 seed pair)"}
+    result["gain_std"] = float(differences.std(ddof=1))
+    if result["gain_std"] == 0:  # no spread: the t statistic is undefined, the sign is all there is
+        return {**result, "verdict": "cannot tell (identical differences, no spread to test)" if result["gain"] == 0
+                else "cannot tell (no spread across seeds to test)"}
+    test = ttest_rel(treatment[seeds].to_numpy(float), control[seeds].to_numpy(float))
+    result["t"], result["p"] = float(test.statistic), float(test.pvalue)
+    if not result["p"] <= alpha:
+        return {**result, "verdict": f"cannot tell (p = {result['p']:.3f})"}
+    return {**result, "verdict": f"{'higher' if result['gain'] > 0 else 'lower'} (p = {result['p']:.3f})"}
+
+
+def comparisons(runs: pd.DataFrame) -> list[tuple[str, str, float]]:
+    """(treatment, control, real share) pairs the gains table reports: GANFaces and renders against real only
+    at each share, and at 50% the full translator against each ablation (what each loss term adds)."""
+    wanted = [(synth, "none", real) for synth in ("ganfaces", "3dmm") for real in sorted(runs.real.unique())]
+    wanted += [("ganfaces", ablation, 0.5) for ablation in ("ganfaces-no-lc", "ganfaces-no-ldp", "ganfaces-no-cyc")]
+    present = set(zip(runs.synth, runs.real))
+    return [(t, c, r) for t, c, r in wanted if (t, r) in present or (c, r) in present]
+
+
+def gains_table(runs: pd.DataFrame, metrics: Sequence[str] = ("lfw_accuracy", "ijba_tar_0.01")) -> pd.DataFrame:
+    """Per preset, comparison and metric: the mean paired gain +- std over seed-matched runs, the test's verdict,
+    and the paper's gain for the same comparison where it gives one."""
+    labels = metric_labels(ijba_name(runs))
+    rows = []
+    for preset, ours in runs.groupby("preset"):
+        for treatment, control, real in comparisons(ours):
+            for metric in metrics:
+                by_seed = {synth: ours[(ours.real == real) & (ours.synth == synth)].groupby("seed")[metric].mean()
+                           for synth in (treatment, control)}
+                if by_seed[treatment].isna().all() and by_seed[control].isna().all():
+                    continue  # not measured (IJB-A columns without a protocol folder)
+                result = paired_comparison(by_seed[treatment], by_seed[control])
+                paper = PAPER_GAINS.get((treatment, control, real), {}).get(metric)
+                rows.append({"preset": preset, "real": f"{real:.0%}", "comparison": f"{treatment} - {control}",
+                             "metric": labels[metric], "seed pairs": result["pairs"],
+                             "gain": _cell(result["gain"], result["gain_std"], 4 if metric.startswith("ijba") else 2),
+                             "p (paired t)": "-" if np.isnan(result["p"]) else f"{result['p']:.3f}",
+                             "verdict": result["verdict"],
+                             "paper's gain": f"{paper[0]:+g} ({paper[1]})" if paper else "not in the text"})
+    return pd.DataFrame(rows, columns=["preset", "real", "comparison", "metric", "seed pairs", "gain", "p (paired t)",
+                                       "verdict", "paper's gain"])
+
+
+def plot_fig7(summary: pd.DataFrame, path: Path, ijba: str = "IJB-A") -> bool:
+    """The paper's Fig. 7 at this scale: each metric measured against the real share, one line per synthetic
+    set (none, 3DMM renders, GANFaces), mean +- std over seeds as error bars; False when nothing to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = summary[summary.synth.isin(FIG7_SETS)]
+    metrics = [m for m in ("lfw_accuracy", "ijba_tar_0.01") if shown[f"{m}_mean"].notna().any()]
+    if shown.empty or not metrics:
+        return False
+    labels = metric_labels(ijba)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        for (preset, synth), group in shown.groupby(["preset", "synth"]):
+            group = group.sort_values("real")
+            offset = (list(FIG7_SETS).index(synth) - 1) * 1.5  # side by side, so the error bars do not hide each other
+            axis.errorbar(group.real * 100 + offset, group[f"{metric}_mean"], yerr=group[f"{metric}_std"].fillna(0),
+                          marker="o", capsize=4, color=FIG7_SETS[synth][1],
+                          label=f"{FIG7_SETS[synth][0]} ({preset}, seeds: {'/'.join(map(str, group.seeds))})")
+        axis.set_xticks([20, 50, 100])
+        axis.set_xlabel("real training data (% of the real set)")
+        axis.set_ylabel(labels[metric])
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="x-small")
+    figure.suptitle("Fig. 7 at CPU scale: mean ± std over recognizer seeds", fontsize="medium")
+    save_figure(figure, path)
+    return True
+
+
+FIG7_SETS = {"none": ("real only", "tab:gray"), "3dmm": ("+ 3DMM renders", "tab:blue"),
+             "ganfaces": ("+ GANFaces", "tab:red")}
 
 
 def plot_all_roc(runs: pd.DataFrame, path: Path) -> bool:
@@ -228,23 +362,36 @@ def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict
     if runs.empty:
         raise UserError(f"no finished runs under {runs_dir}: run `python -m bench.run` first (or pass --runs)")
     summary = summary_table(runs)
-    tables = {"runs": _recorded(runs, runs_dir), "recognition": recognition_table(summary, paper_dir),
-              "ablation": ablation_table(summary, paper_dir)}
+    ijba = ijba_name(runs)
+    tables = {"runs": _recorded(runs, runs_dir), "recognition": recognition_table(summary, paper_dir, ijba),
+              "ablation": ablation_table(summary, paper_dir, ijba), "gains": gains_table(runs)}
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         write_text(out / f"{name}.csv", table.to_csv(index=False))
+    has_fig7 = plot_fig7(summary, out / "fig7.png", ijba)
     has_roc = plot_all_roc(runs, out / "roc.png")
     has_curves = plot_training_curves(runs, out / "training.png")
     separation = PAPER_DIR.parent / "separation" / "separation.png"
+    fixture_note = ([f"IJB-A columns: measured on the {FIXTURE_LABEL} (LFW View 1 test people pasted onto canvases "
+                     "in IJB-A's 1:1 format, `protocols.ijba_fixture --people devtest`), not on IJB-A; the paper's "
+                     "columns are IJB-A.\n"] if ijba == FIXTURE_LABEL else [])
     sections = ["# Tables of the paper, regenerated\n",
                 f"Runs: `{portable_path(runs_dir)}`; {len(runs)} finished evaluations.\n", machines_line(runs) + "\n",
+                *fixture_note,
                 "## Fig. 7 / Table 1: recognition with and without synthetic faces\n",
                 tables["recognition"].to_markdown(index=False, disable_numparse=True),
+                *(["\n![Fig. 7 at this scale](fig7.png)\n"] if has_fig7 else []),
                 "\n## Supplementary Table 1: the translator without each loss (real share 50%)\n",
                 tables["ablation"].to_markdown(index=False, disable_numparse=True),
+                "\n## Gains across seeds: paired differences, paired t-test\n",
+                "Treatment minus control over seed-matched runs (mean ± std of the differences); the verdict says "
+                f"higher/lower only with 2+ seed pairs and p <= {ALPHA}, else \"cannot tell\". The paper's gains are "
+                "at VGG Face scale (IJB-A itself for its TAR columns).\n",
+                tables["gains"].to_markdown(index=False, disable_numparse=True) if len(tables["gains"]) else "(no comparison)",
                 "\n## Every run\n",
                 _every_run(runs).to_markdown(index=False, floatfmt=".2f"),
-                "\nn/a: not measured (IJB-A needs `IJB-A_11_sets` in the data root; a missing row has not been run).\n"]
+                "\nn/a: not measured (IJB-A needs `IJB-A_11_sets` in the data root, or bench.run's IJB-A-format "
+                "fixture; a missing row has not been run).\n"]
     if has_roc:
         sections.append("\n![ROC curves of all runs](roc.png)\n")
     if has_curves:
@@ -267,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(tables["recognition"].to_markdown(index=False, disable_numparse=True))
     print()
     print(tables["ablation"].to_markdown(index=False, disable_numparse=True))
+    if len(tables["gains"]):
+        print()
+        print(tables["gains"].to_markdown(index=False, disable_numparse=True))
     print(f"\nwritten: {args.out / 'tables.md'}")
     return 0
 

@@ -232,6 +232,43 @@ def select_fraction(dataset: IdentitySet, fraction: float, by: str, seed: int) -
     return dataset.subset(keep)
 
 
+def identity_counts_set(spec: str, root: Path | None = None) -> IdentitySet:
+    """A set's identities and images for counting, without aligning anything: for `lfw:<people file>` the
+    people file's counts (paths are the LFW photos), for a folder its images (read_folder_set lists files)."""
+    if not is_lfw_spec(spec):
+        return read_folder_set(Path(spec))
+    from protocols.lfw_files import LFWLayout
+
+    layout = LFWLayout(data_root(root))
+    people = [p for p in layout.people(_lfw_people_file(spec)) if p.images > 0]
+    paths = tuple(layout.image_path(p.name, i) for p in people for i in range(1, p.images + 1))
+    labels = np.repeat(np.arange(len(people)), [p.images for p in people])
+    return IdentitySet(spec, paths, labels, tuple(p.name for p in people))
+
+
+def min_images_table(dataset: IdentitySet, min_images: Sequence[int], fractions: Sequence[float] = (0.2, 0.5, 1.0),
+                     seeds: Sequence[int] = (0, 1, 2), by: str = "image") -> list[dict]:
+    """For each k of `min_images` and each real fraction: identities, images and images per identity of the
+    set the recognizer trains on (identities with >= k images, then the seeded fraction; `drop_small_identities`
+    and `select_fraction`, the trainer's own functions), and how many identities keep 2+ images (the classes
+    that show within-person variation). Identity counts are the mean over `seeds` (images do not depend on
+    the seed); rows in the order given."""
+    rows = []
+    for k in min_images:
+        kept = drop_small_identities(dataset, k)
+        for fraction in fractions:
+            chosen = [select_fraction(kept, fraction, by, seed) for seed in seeds]
+            identities = np.array([len(c.identities) for c in chosen], dtype=float)
+            images = np.array([len(c) for c in chosen], dtype=float)
+            two_plus = np.array([(np.bincount(c.labels) >= 2).sum() for c in chosen], dtype=float)
+            rows.append({"min_images": k, "fraction": fraction, "identities": float(identities.mean()),
+                         "identities_min": int(identities.min()), "identities_max": int(identities.max()),
+                         "images": float(images.mean()), "images_per_identity": float((images / identities).mean()),
+                         "identities_with_2plus": float(two_plus.mean()),
+                         "share_of_all_images": float(images.mean() / len(dataset))})
+    return rows
+
+
 # ----------------------------------------------------------------------------------- leakage guard
 
 def normalised_name(name: str) -> str:
@@ -252,26 +289,49 @@ def lfw_evaluation_names(split: str, root: Path | None = None) -> set[str]:
     return {normalised_name(n) for n in names}
 
 
-def check_identity_leakage(training_sets: Mapping[str, Iterable[str]], split: str, root: Path | None = None,
-                           allow: bool = False) -> dict[str, list[str]]:
-    """Training identities (per set) that appear in the LFW evaluation `split`; a UserError unless `allow`."""
-    evaluation = lfw_evaluation_names(split, root)
-    overlaps = {what: sorted({n for n in names if normalised_name(n) in evaluation})
-                for what, names in training_sets.items()}
-    overlaps = {what: names for what, names in overlaps.items() if names}
-    if not overlaps:
+def fixture_evaluations(ijba: str | Path | None) -> dict[str, list[str]]:
+    """The identity names of an IJB-A-format fixture built from LFW (`protocols.ijba_fixture`), by what to call
+    it in the guard's message; {} without a folder or for real IJB-A (numbered subjects, no names to compare)."""
+    if ijba is None or not Path(ijba).is_dir():
         return {}
-    listed = "; ".join(f"{what}: {len(names)} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
-                       for what, names in overlaps.items())
+    from protocols.ijba_fixture import FIXTURE_LABEL, fixture_identity_names
+
+    names = fixture_identity_names(Path(ijba))
+    return {} if names is None else {f"the {FIXTURE_LABEL} ({Path(ijba).name})": names}
+
+
+def check_identity_leakage(training_sets: Mapping[str, Iterable[str]], split: str, root: Path | None = None,
+                           allow: bool = False, other_evaluations: Mapping[str, Iterable[str]] | None = None
+                           ) -> dict[str, list[str]]:
+    """Training identities (per set) that appear in the LFW evaluation `split` or in any of `other_evaluations`
+    (what -> identity names, e.g. `fixture_evaluations`' IJB-A-format fixture); a UserError unless `allow`."""
     files = " and ".join(LFW_EVALUATION_FILES[split])
+    evaluations = {f"LFW's {split} evaluation ({files})": lfw_evaluation_names(split, root)}
+    evaluations.update({what: {normalised_name(n) for n in names} for what, names in (other_evaluations or {}).items()})
+    training_sets = {what: list(names) for what, names in training_sets.items()}
+    found = {}  # (evaluation, set) -> names
+    for evaluation, evaluated in evaluations.items():
+        for what, names in training_sets.items():
+            hits = sorted({n for n in names if normalised_name(n) in evaluated})
+            if hits:
+                found[evaluation, what] = hits
+    if not found:
+        return {}
+    overlaps: dict[str, list[str]] = {}
+    for (_, what), names in found.items():
+        overlaps[what] = sorted(set(overlaps.get(what, [])) | set(names))
+    listed = " ".join(f"In {evaluation}: " + "; ".join(
+        f"{what}: {len(names)} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+        for (seen, what), names in found.items() if seen == evaluation) + "."
+        for evaluation in evaluations if any(seen == evaluation for seen, _ in found))
     if not allow:
         hint = ("a set drawn from LFW's View 1 training people (lfw:peopleDevTrain) is evaluated on View 1: "
-                "--lfw-split view1" if split == "10fold" else "leave those people out of the training set")
-        raise UserError(f"identity leakage: training identities appear in LFW's {split} evaluation ({files}) - "
-                        f"{listed}. "
+                "--lfw-split view1" if split == "10fold" and any(e.startswith("LFW") for e, _ in found)
+                else "leave those people out of the training set (or build the fixture from other people)")
+        raise UserError(f"identity leakage: training identities appear in the evaluation - {listed} "
                         f"Train on identities outside the evaluation ({hint}), or pass --allow-identity-overlap to "
-                        "train anyway (its LFW numbers are then not a fair evaluation)")
-    log.warning("identity overlap with LFW %s allowed by --allow-identity-overlap: %s", split, listed)
+                        "train anyway (its numbers are then not a fair evaluation)")
+    log.warning("identity overlap with the evaluation allowed by --allow-identity-overlap: %s", listed)
     return overlaps
 
 
@@ -386,9 +446,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-images", type=int, default=1)
     parser.add_argument("--synth", default=None, help="synthetic ImageFolder (GANFaces, renders)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-images-table", default=None, metavar="K,K,...",
+                        help="print identities / images / images per identity for each minimum count k and each real "
+                             "fraction (0.2, 0.5, 1.0, seeds 0-2) and stop; counts files only, aligns nothing "
+                             "(lfw:<people file>: the file's counts; a folder: its aligned images)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_at_least(args, seed=0)
+    if args.min_images_table is not None:
+        try:
+            ks = [int(k) for k in args.min_images_table.split(",")]
+        except ValueError:
+            raise UserError(f"--min-images-table {args.min_images_table}: give comma-separated integers, e.g. 2,3,4,5") from None
+        if min(ks) < 1:
+            raise UserError("--min-images-table: every k must be at least 1")
+        import pandas as pd
+
+        dataset = identity_counts_set(args.real_set, args.data_root)
+        table = pd.DataFrame(min_images_table(dataset, ks, by=args.fraction_by))
+        print(f"{args.real_set}: {len(dataset.identities)} identities, {len(dataset)} images; fractions by "
+              f"{args.fraction_by}, identities as the mean (min-max) over seeds 0, 1, 2\n")
+        shown = pd.DataFrame({
+            "k (min images)": table.min_images, "real fraction": table.fraction.map("{:.0%}".format),
+            "identities": [f"{m:.0f} ({lo}-{hi})" for m, lo, hi in
+                           zip(table.identities, table.identities_min, table.identities_max)],
+            "images": table.images.map("{:.0f}".format),
+            "images / identity": table.images_per_identity.map("{:.2f}".format),
+            "identities with 2+ images": table.identities_with_2plus.map("{:.0f}".format),
+            "share of all images": table.share_of_all_images.map("{:.0%}".format)})
+        print(shown.to_markdown(index=False, disable_numparse=True))
+        return 0
     real = drop_small_identities(load_set(args.real_set, args.data_root), args.min_images)
     chosen = select_fraction(real, args.real_fraction, args.fraction_by, args.seed)
     print(f"real set {args.real_set}: {len(real.identities)} identities, {len(real)} images; "

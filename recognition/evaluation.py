@@ -8,6 +8,11 @@ The checkpoint becomes the `recognizer` embedder and goes to `protocols.lfw.eval
 exists): the path every other embedder takes, MTCNN alignment to the canonical crop included.
 Results: `<run>/lfw-<split>/` and `<run>/ijba/` (metrics.json, tables, ROC) and `<run>/results.json`.
 
+Before evaluating, `main` (and `bench.run`'s evaluation stage, through `check_run_identities`) runs the
+leakage guard on the run's identities.json against the LFW split and, when the IJB-A folder is a fixture
+built from LFW (`protocols.ijba_fixture`), against the fixture's subjects; numbers measured on such a
+fixture are recorded with `source: "IJB-A format fixture from LFW"`.
+
 Aligning ~5,000 LFW photos with MTCNN takes minutes on a CPU and gives the same chips for every
 checkpoint, so `ChipCache` keeps the chips on disk keyed by the photo's pixels and the crop geometry;
 evaluating the next checkpoint reads them back. The chips are stored losslessly (PNG), so the cached
@@ -82,6 +87,20 @@ def default_ijba_folder(root: Path | None = None) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def check_run_identities(run: Path, lfw_split: str, ijba: Path | None = None, root: Path | None = None,
+                         allow: bool = False) -> dict[str, list[str]]:
+    """The leakage guard for a finished run: its identities.json (each head's identities) against LFW
+    `lfw_split` and, when `ijba` is an IJB-A-format fixture from LFW, the fixture's subjects. {} when the run
+    has no identities.json (then there is nothing to check)."""
+    from recognition.data import check_identity_leakage, fixture_evaluations
+
+    identities = Path(run) / "identities.json"
+    if not identities.is_file():
+        return {}
+    return check_identity_leakage(json.loads(identities.read_text()), lfw_split, root, allow=allow,
+                                  other_evaluations=fixture_evaluations(ijba))
+
+
 def evaluate_run(run: Path, lfw_split: str, ijba: Path | None = None, aligner: str = "mtcnn", root: Path | None = None,
                  progress: bool = True, workers: int = 2) -> dict:
     """Evaluate `<run>/checkpoint.pt` on LFW `lfw_split` (and IJB-A); write the reports and results.json into `run`."""
@@ -103,10 +122,15 @@ def evaluate_run(run: Path, lfw_split: str, ijba: Path | None = None, aligner: s
     log.info("LFW %s accuracy %.2f%%", lfw_split, lfw.summary["accuracy_percent"])
     ijba = Path(ijba) if ijba is not None else default_ijba_folder(root)
     if ijba is not None:
+        from protocols.ijba_fixture import FIXTURE_LABEL, fixture_identity_names
+
+        # a fixture built from LFW is labelled as such wherever its numbers appear (bench.tables reads `source`)
+        source = FIXTURE_LABEL if fixture_identity_names(ijba) is not None else "IJB-A"
         result = evaluate_ijba(embedder, ijba, **options)
-        write_report(run / "ijba", f"IJB-A 1:1 verification ({ijba.name}): recognizer {run.name}", result.summary,
+        title = ("IJB-A 1:1 verification" if source == "IJB-A" else f"{source} (not IJB-A), IJB-A's 1:1 protocol")
+        write_report(run / "ijba", f"{title} ({ijba.name}): recognizer {run.name}", result.summary,
                      result.config, {"splits": result.per_split}, result.curves)
-        results["ijba"] = {"protocol_dir": portable_path(ijba), **result.summary}
+        results["ijba"] = {"protocol_dir": portable_path(ijba), "source": source, **result.summary}
     write_json(run / "results.json", results)
     return results
 
@@ -125,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="evaluate even when training identities appear in the chosen LFW split")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from recognition.data import check_identity_leakage, resolve_lfw_split
+    from recognition.data import resolve_lfw_split
 
     stored = args.run / "config.json"
     if not stored.is_file():
@@ -133,12 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = json.loads(stored.read_text())
     split = resolve_lfw_split(args.lfw_split if args.lfw_split != "auto" else config.get("lfw_split", "auto"),
                               config["real_set"])
-    identities = args.run / "identities.json"
-    if identities.is_file():  # the guard of training, for the split chosen now
-        check_identity_leakage(json.loads(identities.read_text()), split, args.data_root,
-                               allow=args.allow_identity_overlap or config.get("allow_identity_overlap", False))
-    results = evaluate_run(args.run, split, args.ijba or config.get("ijba"), args.aligner, args.data_root,
-                           workers=args.workers)
+    ijba = args.ijba or config.get("ijba") or default_ijba_folder(args.data_root)
+    # the guard of training, for the split chosen now and the fixture's people
+    check_run_identities(args.run, split, ijba, args.data_root,
+                         allow=args.allow_identity_overlap or config.get("allow_identity_overlap", False))
+    results = evaluate_run(args.run, split, ijba, args.aligner, args.data_root, workers=args.workers)
     from protocols.report import markdown_table, summary_frame
 
     print(f"{args.run}: results in {args.run / 'results.json'}\n")

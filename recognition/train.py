@@ -70,6 +70,7 @@ from recognition.data import (
     MixedBatches,
     check_identity_leakage,
     drop_small_identities,
+    fixture_evaluations,
     load_set,
     network_input,
     resolve_lfw_split,
@@ -149,11 +150,13 @@ def config_from_dict(stored: dict) -> TrainConfig:
 
 def guard_identities(config: TrainConfig, real_names: Sequence[str], synthetic_names: Sequence[str] | None,
                      root: Path | None = None) -> dict[str, list[str]]:
-    """The leakage guard for the run's evaluation split; refuses (UserError) unless overlap is allowed."""
+    """The leakage guard for the run's evaluation split, and for the IJB-A-format fixture from LFW when `ijba`
+    names one (its subjects' names); refuses (UserError) unless overlap is allowed."""
     split = resolve_lfw_split(config.lfw_split, config.real_set)
     sets = {"real set": real_names, **({"synthetic set": synthetic_names} if synthetic_names is not None else {})}
     try:
-        return check_identity_leakage(sets, split, root, allow=config.allow_identity_overlap)
+        return check_identity_leakage(sets, split, root, allow=config.allow_identity_overlap,
+                                      other_evaluations=fixture_evaluations(config.ijba))
     except UserError:
         if not config.allow_identity_overlap:
             raise

@@ -148,3 +148,102 @@ def test_a_failed_distributed_stage_is_a_clear_error(tmp_path, monkeypatch):
         stages["translator"].run(stages["translator"].folder)
     with pytest.raises(UserError, match="--gpus -1"):
         bench_run.main(["--gpus", "-1", "--plan", "--out", str(tmp_path)])
+
+
+# ------------------------------------------------------------------------------------------ the grid
+
+def test_the_grid_plans_every_run_with_one_translator_per_variant(tmp_path):
+    """Issue 19's grid: 3 fractions x {none, 3dmm, ganfaces} and the three ablations at 0.5, for each seed; the
+    recognizer seeds share one translator (and its GANFaces) per synthetic variant, whatever the seeds."""
+    from bench.run import GridRun, grid_runs, plan_grid
+
+    for seeds in ((0, 1, 2), (3, 7)):
+        planned = plan_grid("cpu", tmp_path, seeds=seeds)
+        assert len(planned) == (9 + 3) * len(seeds)
+        runs = [run for run, _ in planned]
+        assert len(set(runs)) == len(runs) and {run.seed for run in runs} == set(seeds)
+        assert sorted({run.synth for run in runs if run.real != 0.5}) == ["3dmm", "ganfaces", "none"]
+        assert {run.real for run in runs if "-no-" in run.synth} == {0.5}
+        by_variant = {}
+        for run, stages in planned:
+            for stage in stages:
+                if stage.name in ("translator", "ganfaces"):
+                    by_variant.setdefault((run.synth, stage.name), set()).add(stage.folder)
+        assert set(by_variant) == {(synth, name) for synth in ("ganfaces", "ganfaces-no-lc", "ganfaces-no-ldp",
+                                                                "ganfaces-no-cyc") for name in ("translator", "ganfaces")}
+        assert all(len(folders) == 1 for folders in by_variant.values())
+        recognizers = {stage.folder for _, stages in planned for stage in stages if stage.name == "recognizer"}
+        assert len(recognizers) == len(planned)  # every run trains its own recognizer
+        fixtures = {stage.folder for _, stages in planned for stage in stages if stage.name == "fixture"}
+        assert len(fixtures) == 1  # one IJB-A-format fixture for every run
+    # a different translator seed is another translator
+    other = plan_grid("cpu", tmp_path, seeds=(0,), synth_seed=1)
+    assert {s.folder for _, st in other for s in st if s.name == "translator"}.isdisjoint(
+        {s.folder for _, st in plan_grid("cpu", tmp_path, seeds=(0,)) for s in st if s.name == "translator"})
+    assert grid_runs((0,))[:2] == [GridRun(0.2, "none", 0), GridRun(0.2, "ganfaces", 0)]  # the paper's claim first
+
+
+def test_the_grid_counts_shared_stages_once_and_cuts_at_the_budget(tmp_path):
+    from bench.run import grid_table, plan_grid
+
+    seconds = {"real_faces": 1, "fixture": 1, "pairs": 1, "translator": 100, "ganfaces": 10, "renders": 5,
+               "recognizer": 20, "evaluation": 2, "evaluation_first": 7}
+    planned = plan_grid("cpu", tmp_path, seeds=(0, 1))
+    table = grid_table(planned, seconds, hours=0)
+    # 24 recognizers + evaluations, 4 translators + GANFaces, one renders, real faces, fixture, pairs
+    assert table.seconds.sum() == 24 * 20 + 23 * 2 + 7 + 4 * 110 + 5 + 1 + 1 + 1
+    assert table.seconds.iloc[0] == 1 + 1 + 20 + 7 and table.seconds.iloc[1] == 1 + 110 + 20 + 2
+    assert table["in budget"].all()
+    budget = grid_table(planned, seconds, hours=200 / 3600)
+    assert budget["in budget"].tolist() == [True, True, True] + [False] * 21  # 29 + 133 + 22 <= 200 < 206
+    # finished stages cost nothing: the first run done, the next plan starts after it
+    for stage in planned[0][1]:
+        stage.folder.mkdir(parents=True)
+        (stage.folder / "stage.json").write_text("{}")
+    again = grid_table(plan_grid("cpu", tmp_path, seeds=(0, 1)), seconds, hours=0)
+    assert again.status.iloc[0] == "cached" and again.seconds.iloc[0] == 0
+    assert again.seconds.iloc[1] == 1 + 110 + 20 + 2  # chips cached by the finished evaluation: no first pass
+    assert again.status.iloc[1] == "to do"
+    translator = next(s for s in plan_grid("cpu", tmp_path, seeds=(0,))[1][1] if s.name == "translator")
+    translator.folder.mkdir(parents=True)  # a killed translator: its run resumes
+    assert grid_table(plan_grid("cpu", tmp_path, seeds=(0, 1)), seconds, hours=0).status.tolist()[:3] == [
+        "cached", "resume", "to do"]
+
+
+def test_grid_plan_prints_every_run_and_stops(tmp_path, capsys):
+    assert main(["--grid", "cpu", "--plan", "--seeds", "0,1", "--hours", "6", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "grid: preset cpu, 24 runs (0 cached), 4 translators" in out and "budget 6 h" in out
+    assert out.count("| to do ") == 24
+    assert not any(tmp_path.iterdir())  # a plan writes nothing
+    with pytest.raises(UserError, match="--seeds x"):
+        main(["--grid", "cpu", "--plan", "--seeds", "x", "--out", str(tmp_path)])
+
+
+def test_the_evaluation_stage_refuses_a_recognizer_trained_on_a_fixture_subject(tmp_path):
+    """The cpu preset's evaluation checks the recognizer's identities against LFW View 1 and the fixture's
+    subjects before evaluating anything (a tiny LFW; the fixture stage's folder made by hand)."""
+    import json
+
+    from tests.recognition.test_recognizer import write_tiny_lfw
+
+    root = write_tiny_lfw(tmp_path / "data")
+    stages = {s.name: s for s in plan_stages("cpu", 0.5, "none", 0, tmp_path / "out", root)}
+    assert stages["evaluation"].config["fixture"] == stages["fixture"].key
+    assert stages["recognizer"].config["min_images"] == 4
+    (stages["fixture"].folder / "ijba").mkdir(parents=True)
+    (stages["fixture"].folder / "ijba" / "people.txt").write_text("Person_A\n")
+    run = stages["recognizer"].folder / "run"
+    run.mkdir(parents=True)
+    (run / "identities.json").write_text(json.dumps({"real set": ["Stranger", "Person_A"]}))
+    with pytest.raises(UserError, match="identity leakage.*IJB-A format fixture from LFW.*Person_A"):
+        stages["evaluation"].run(stages["evaluation"].folder)
+    assert not (stages["evaluation"].folder / "results.json").exists()
+    # and the recognizer stage refuses before training, from the names of the aligned faces alone
+    faces = stages["real_faces"].folder / "faces"
+    faces.mkdir(parents=True)
+    for name in ("lfw_Stranger_0001.png", "lfw_Person_A_0001.png"):
+        (faces / name).write_bytes(b"")
+    with pytest.raises(UserError, match="identity leakage.*IJB-A format fixture from LFW.*Person_A"):
+        stages["recognizer"].run(stages["recognizer"].folder)
+    assert not (stages["recognizer"].folder / "run" / "checkpoint.pt").exists()

@@ -111,3 +111,63 @@ def test_tables_name_the_machines_their_runs_were_computed_on(runs, tmp_path):
 def test_no_finished_runs_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="no finished runs"):
         write_tables(tmp_path, tmp_path / "tables")
+
+
+# ------------------------------------------------------------------ paired comparisons (issue 19)
+
+def test_paired_comparison_on_hand_made_numbers():
+    from bench.tables import paired_comparison
+
+    control = pd.Series([70.0, 71.0, 72.0, 69.5], index=[0, 1, 2, 3])
+    differences = np.array([2.0, 2.1, 1.9, 2.05])
+    clear = paired_comparison(control + differences, control)
+    expected_t = differences.mean() / (differences.std(ddof=1) / 2)  # by hand: mean / (sd / sqrt(4))
+    assert clear["pairs"] == 4 and clear["gain"] == pytest.approx(2.0125) and clear["t"] == pytest.approx(expected_t)
+    assert clear["p"] < 1e-4 and clear["verdict"].startswith("higher")
+    assert paired_comparison(control - differences, control)["verdict"].startswith("lower")
+    none = paired_comparison(control + np.array([1.0, -1.0, 0.5, -0.6]), control)
+    assert none["p"] > 0.05 and none["verdict"] == f"cannot tell (p = {none['p']:.3f})"
+    assert none["gain"] == pytest.approx(-0.025)
+    # seeds are matched, not positions: the same numbers under other seeds pair with nothing
+    other_seeds = pd.Series((control + differences).to_numpy(), index=[4, 5, 6, 7])
+    mismatched = paired_comparison(other_seeds, control)
+    assert mismatched["pairs"] == 0 and mismatched["unmatched"] == 8 and mismatched["verdict"].startswith("cannot tell")
+    one = paired_comparison(pd.Series([80.0, 81.0], index=[3, 9]), control)
+    assert (one["pairs"], one["gain"], one["verdict"]) == (1, 10.5, "cannot tell (1 seed pair)")
+    # a large gain on shuffled seeds is not a paired gain: seed 0's treatment pairs with seed 0's control
+    shuffled = pd.Series([72.0, 73.0, 74.0, 71.5], index=[3, 2, 1, 0])  # = control + 2 only if paired by position
+    assert paired_comparison(shuffled, control)["gain"] == pytest.approx(np.mean([71.5 - 70, 74 - 71, 73 - 72, 72 - 69.5]))
+
+
+def test_gains_and_fig7_from_runs_labelled_as_the_fixture(tmp_path):
+    """GANFaces 2 points above real-only for 3 matched seeds at 20%, level at 100%: the gains table says so, with
+    the paper's gain beside it; IJB-A numbers from the LFW fixture are labelled as such; Fig. 7 is drawn."""
+    out = tmp_path / "runs"
+    out.mkdir()
+    for seed, base in enumerate((60.0, 61.0, 59.5)):
+        finished_run(out, f"n2{seed}", "cpu", 0.2, "none", seed, base, ijba=(0.30, 0.10))
+        finished_run(out, f"g2{seed}", "cpu", 0.2, "ganfaces", seed, base + 2 + 0.1 * seed, ijba=(0.31, 0.10))
+        finished_run(out, f"n1{seed}", "cpu", 1.0, "none", seed, 70.0 + seed)
+        finished_run(out, f"g1{seed}", "cpu", 1.0, "ganfaces", seed, 70.0 + (-0.5, 0.6, 1.9)[seed])
+    for results in out.glob("evaluation-*/results.json"):
+        stored = json.loads(results.read_text())
+        if "ijba" in stored:
+            stored["ijba"]["source"] = "IJB-A format fixture from LFW"
+            results.write_text(json.dumps(stored))
+    tables = write_tables(out, tmp_path / "tables")
+    gains = tables["gains"].set_index(["real", "comparison", "metric"])
+    low = gains.loc[("20%", "ganfaces - none", "LFW acc. (%)")]
+    assert low["seed pairs"] == 3 and low["gain"] == "2.10 ± 0.10" and low["verdict"].startswith("higher")
+    high = gains.loc[("100%", "ganfaces - none", "LFW acc. (%)")]
+    assert high["verdict"].startswith("cannot tell") and high["paper's gain"].startswith("+0.5 (Table 1")
+    fixture = gains.loc[("20%", "ganfaces - none", "IJB-A format fixture from LFW TAR@0.01")]
+    assert fixture["verdict"] == "cannot tell (no spread across seeds to test)"
+    assert ("100%", "ganfaces - none", "IJB-A format fixture from LFW TAR@0.01") not in gains.index  # not measured
+    assert "IJB-A format fixture from LFW TAR@0.01" in tables["recognition"].columns
+    assert "IJB-A TAR@0.01" not in tables["recognition"].columns
+    text = (tmp_path / "tables" / "tables.md").read_text()
+    assert "not on IJB-A" in text and "fig7.png" in text and (tmp_path / "tables" / "fig7.png").stat().st_size > 0
+    # a folder mixing real IJB-A and fixture numbers is refused rather than shown under one label
+    finished_run(out, "x0", "cpu", 0.5, "none", 0, 65.0, ijba=(0.5, 0.2))
+    with pytest.raises(UserError, match="mix IJB-A evaluations"):
+        write_tables(out, tmp_path / "mixed")

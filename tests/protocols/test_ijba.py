@@ -154,3 +154,29 @@ def test_a_box_outside_its_image_and_an_empty_split_are_errors(fixture_dir, tmp_
     metadata.to_csv(metadata_path, index=False)
     with pytest.raises(UserError, match=r"face box \(5000.0, .* lies outside the \d+x\d+ image"):
         evaluate_ijba(get_embedder("pixels"), copy, splits=[1], progress=False, use_cache=False)
+
+
+@pytest.mark.data
+def test_devtest_fixture_holds_view1_test_people_only(lfw_root, tmp_path):
+    """`--people devtest`: every subject is a View 1 test person (peopleDevTest.txt) and none is a DevTrain
+    person (peopleDevTrain.txt, the people a bench.run recognizer and translator train on), on the real files."""
+    from protocols.ijba_fixture import fixture_identity_names, lfw_identities
+    from recognition.data import check_identity_leakage, fixture_evaluations, set_identity_names
+
+    layout = LFWLayout(lfw_root)
+    devtest = {person.name for person in layout.people("peopleDevTest.txt")}
+    devtrain = {person.name for person in layout.people("peopleDevTrain.txt")}
+    pool = lfw_identities(layout, 4, "devtest")
+    assert len(pool) == 180 and set(pool) <= devtest and not set(pool) & devtrain
+    assert set(lfw_identities(layout, 4)) - devtest  # all of LFW would draw other people
+    out = build_ijba_fixture(lfw_root, tmp_path / "devtest", splits=2, subjects=12, impostors=50, seed=1,
+                             progress=False, people="devtest")
+    names = fixture_identity_names(out)
+    assert len(names) >= 12 and set(names) <= devtest and not set(names) & devtrain
+    for split in (1, 2):
+        sources = pd.read_csv(out / f"split{split}" / f"verify_metadata_{split}.csv").LFW_SOURCE
+        assert {source.rsplit("_", 1)[0] for source in sources} <= set(names)
+    assert "peopleDevTest" in (out / "README.txt").read_text()
+    # the training people of bench.run pass the guard on View 1 and this fixture together
+    assert check_identity_leakage({"real set": set_identity_names("lfw:peopleDevTrain", lfw_root)}, "view1", lfw_root,
+                                  other_evaluations=fixture_evaluations(out)) == {}

@@ -179,6 +179,9 @@ def test_training_ends_with_the_lfw_protocol_results_beside_the_checkpoint(tmp_p
     report = json.loads((tmp_path / "run" / "lfw-view1" / "metrics.json").read_text())
     assert report["config"]["embedder"] == "recognizer" and report["config"]["aligner"] == "prealigned"
     assert (tmp_path / "run" / "ijba" / "metrics.json").is_file()
+    # numbers from the LFW-made fixture say so wherever they are written
+    assert results["ijba"]["source"] == "IJB-A format fixture from LFW"
+    assert "not IJB-A" in json.loads((tmp_path / "run" / "ijba" / "metrics.json").read_text())["title"]
     # the guard uses the same layout: a training person of View 1's test set is refused
     leaky = read_folder_set(write_identity_folder(tmp_path / "leaky", ["Person_D", "Stranger_1"], 2, REAL_BASE))
     with pytest.raises(UserError, match="identity leakage.*Person_D"):

@@ -378,3 +378,62 @@ def test_the_recognizer_step_forward_runs_on_the_gpu(sets, tmp_path, fake_cuda):
     terms = trainer.objective(batch)
     assert {t.device for t in terms.values()} == {fake_cuda}
     assert terms["loss"].shape == ()
+
+
+# ------------------------------------------------------------------ the real set's classes (issue 19)
+
+def test_min_images_table_counts_the_filter_and_the_nested_fractions(tmp_path):
+    """Identities with 1..6 images (10 each): the table's counts are those of the trainer's own functions."""
+    from recognition.data import drop_small_identities, min_images_table
+
+    folder = tmp_path / "set"
+    for n in range(1, 7):
+        write_identity_folder(folder, [f"n{n}_{i:02d}" for i in range(10)], n, REAL_BASE, size=8)
+    full = read_folder_set(folder)
+    assert len(full) == 10 * 21 and len(full.identities) == 60
+    rows = {(row["min_images"], row["fraction"]): row for row in min_images_table(full, [1, 3, 5], seeds=(0, 1))}
+    for k, identities, images in ((1, 60, 210), (3, 40, 180), (5, 20, 110)):
+        whole = rows[k, 1.0]
+        assert (whole["identities"], whole["images"]) == (identities, images)
+        assert whole["images_per_identity"] == pytest.approx(images / identities)
+        assert whole["identities_with_2plus"] == (50 if k == 1 else identities)
+        for fraction in (0.2, 0.5):
+            assert rows[k, fraction]["images"] == round(fraction * images)  # by image, within the k-filtered set
+            assert rows[k, fraction]["identities"] <= identities
+        kept = drop_small_identities(full, k)
+        assert set(kept.identities) == {name for name in full.identities if int(name[1]) >= k}
+        subsets = [select_fraction(kept, f, "image", seed=0) for f in (0.2, 0.5, 1.0)]
+        assert set(subsets[0].paths) < set(subsets[1].paths) < set(subsets[2].paths)  # nested: fewer photos per person
+        assert set(subsets[0].identities) <= set(kept.identities)
+    assert rows[5, 0.2]["identities_max"] <= 20 and rows[1, 0.2]["share_of_all_images"] == pytest.approx(42 / 210)
+
+
+def test_the_guard_checks_the_ijba_format_fixture_too(tmp_path):
+    """A training name among a fixture's subjects is leakage even when it is not in LFW's View 1 test set."""
+    from recognition.data import fixture_evaluations
+    from recognition.evaluation import check_run_identities
+    from tests.recognition.test_recognizer import write_tiny_lfw
+
+    root = write_tiny_lfw(tmp_path / "data")
+    fixture = tmp_path / "fixture"
+    fixture.mkdir()
+    (fixture / "people.txt").write_text("Person_A\nPerson_B\n")  # not View 1 test people of the tiny LFW
+    assert check_identity_leakage({"real set": ["Person_A", "Stranger"]}, "view1", root) == {}
+    with pytest.raises(UserError, match=r"identity leakage.*IJB-A format fixture from LFW \(fixture\).*Person_A"):
+        check_identity_leakage({"real set": ["Person_A", "Stranger"]}, "view1", root,
+                               other_evaluations=fixture_evaluations(fixture))
+    assert check_identity_leakage({"real set": ["Stranger"], "synthetic set": ["id_00001"]}, "view1", root,
+                                  other_evaluations=fixture_evaluations(fixture)) == {}
+    assert fixture_evaluations(None) == {} and fixture_evaluations(tmp_path / "absent") == {}
+    # a finished run's identities, as bench.run's evaluation stage checks them
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "identities.json").write_text(json.dumps({"real set": ["Stranger"], "synthetic set": ["person b"]}))
+    with pytest.raises(UserError, match="synthetic set: 1 \\(person b\\)"):
+        check_run_identities(run, "view1", fixture, root)
+    assert check_run_identities(run, "view1", None, root) == {}
+    # and the trainer refuses before training when its config names the fixture
+    real = read_folder_set(write_identity_folder(tmp_path / "real", ["Person_B", "Stranger_1"], 2, REAL_BASE))
+    config = replace(PRESETS["smoke"], lfw_split="view1", ijba=str(fixture))
+    with pytest.raises(UserError, match="IJB-A format fixture"):
+        train(config, tmp_path / "refused", progress=False, real=real, root=root)
