@@ -4,7 +4,8 @@
 
 Runs, one after another in fresh processes (so one's threads or caches do not slow the next):
 embedders (dlib port vs dlib-bin), render, train (translator, on LFW centre crops), synthesize
-(GANFaces end to end), recognizer (when the recognizer benchmark exists). Each writes its own
+(GANFaces end to end), recognizer (when the recognizer benchmark exists), protocols (faces/s of each
+evaluation protocol, cold and cached). Each writes its own
 `results/perf/<name>.json/.md`; latest.md puts them together with the machine description. Run it
 on an otherwise idle machine: the numbers are only comparable within one run.
 """
@@ -39,6 +40,7 @@ def benchmarks(scratch: Path, quick: bool) -> dict[str, list[str]]:
                     "--iterations", "1" if quick else "4"],
         "synthesize": ["--images", "60" if quick else "600", "--presets", "smoke" if quick else "cpu,paper"],
         "recognizer": ["--quick"] if quick else [],
+        "protocols": ["--embedders", "lbp" if quick else "dlib-resnet,lbp", "--lfw-images", "8" if quick else "200"],
     }
 
 
