@@ -36,7 +36,6 @@ from PIL import Image
 
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
-from bench.common.images import to_rgb
 from protocols.embedding import (
     LOOSE_CROP, FaceItem, add_embedder_arguments, add_embedding_arguments, embed_items, embedder_from_arguments,
     embedding_options, pair_similarity,
@@ -46,7 +45,7 @@ from protocols.report import markdown_table, summary_frame, write_report
 from protocols.verification_files import KNOWN_SETS, VerificationSet, find_sets, read_bin
 from recognition.embedders import Embedder
 from recognition.embedders.registry import file_safe_name
-from recognition.faces.align import ARCFACE_CROP, PrealignedAligner, warp_to_crop
+from recognition.faces.align import ARCFACE_CROP, PrealignedAligner
 
 log = logging.getLogger(__name__)
 
@@ -100,23 +99,24 @@ class VerificationResult:
 def _items(embedder: Embedder, data: VerificationSet) -> tuple[list[FaceItem], np.ndarray]:
     """One FaceItem per distinct face of the file (sets repeat faces across pairs), and each image's item.
 
-    Keys hold the file's content hash and the face's, so two .bin files never share cached features."""
+    Keys hold the file's content hash and the face's, so two .bin files never share cached features.
+    Embedders without a crop geometry get the face with ArcFace's five template points, so that
+    `embed_items` warps it into LFW's loose geometry (`LOOSE_CROP`) only when its features are not cached."""
     index_of: dict[str, int] = {}
     items: list[FaceItem] = []
     image_item = np.empty(len(data.images), dtype=np.int64)
     for position, content in enumerate(data.images):
         digest = hashlib.sha1(content).hexdigest()[:16]
         if digest not in index_of:
-            if embedder.crop is None:  # the embedder takes loose crops: warp the ArcFace face into one
-                with Image.open(io.BytesIO(content)) as image:
-                    face = to_rgb(image)
-                loose = warp_to_crop(face, ARCFACE_CROP.resized(face.width).template(), LOOSE_CROP)
-                buffer = io.BytesIO()
-                loose.save(buffer, format="PNG")
-                content = buffer.getvalue()
+            points = None
+            if embedder.crop is None:  # the embedder takes loose crops: the face is warped into one by the
+                # template's five points, in embed_items' workers and only when not cached
+                with Image.open(io.BytesIO(content)) as image:  # reads the header, not the pixels
+                    width = image.width
+                points = tuple(float(v) for v in ARCFACE_CROP.resized(width).template().ravel())
             index_of[digest] = len(items)
             items.append(FaceItem(f"verification/{data.file_id}/{digest}", Path(f"{data.path}#image{position}"),
-                                  content=content))
+                                  content=content, landmarks=points))
         image_item[position] = index_of[digest]
     return items, image_item
 

@@ -205,6 +205,31 @@ def test_fixture_round_trip_and_evaluation(tiny_bin, monkeypatch):
 
 
 @pytest.mark.data
+def test_loose_crop_faces_are_warped_only_when_embedded_and_as_before(tiny_bin):
+    """An embedder without a crop geometry gets each ArcFace face warped into LFW's loose crop by the template's
+    five points inside embed_items (so a cached evaluation skips the warp): the same features as warping every
+    face up front into a PNG loose crop, the way this used to be done."""
+    from pathlib import Path
+
+    from protocols.embedding import LOOSE_CROP, FaceItem, embed_items, pair_similarity
+    from recognition.faces.align import ARCFACE_CROP, warp_to_crop
+
+    data = read_bin(tiny_bin)
+    embedder = get_embedder("lbp")
+    lazy = evaluate_bin(embedder, data, flip=False, progress=False, use_cache=False)
+    eager = []
+    for position, content in enumerate(data.images):
+        with Image.open(io.BytesIO(content)) as opened:
+            face = opened.convert("RGB")
+        buffer = io.BytesIO()
+        warp_to_crop(face, ARCFACE_CROP.resized(face.width).template(), LOOSE_CROP).save(buffer, format="PNG")
+        eager.append(FaceItem(f"eager/{position}", Path(f"lfw.bin#image{position}"), content=buffer.getvalue()))
+    features = embed_items(embedder, eager, use_cache=False, progress=False).features
+    scores = pair_similarity(features, np.arange(0, len(eager), 2), np.arange(1, len(eager), 2), embedder.metric)
+    np.testing.assert_allclose(lazy.scores, scores, rtol=0, atol=1e-6)
+
+
+@pytest.mark.data
 def test_command_line_writes_the_report(tiny_bin, tmp_path, capsys):
     assert main(["--all", str(tiny_bin.parent), "--embedder", "pixels", "--no-flip", "--workers", "0",
                  "--out", str(tmp_path / "out")]) == 0
