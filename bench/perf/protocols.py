@@ -68,11 +68,11 @@ def protocol_runs(embedder, fixtures: dict[str, Path], lfw: list[FaceItem]) -> d
     ijba_faces = len({face_key(row) for number in find_splits(fixtures["ijba"])
                       for row in load_split(fixtures["ijba"], number).metadata.itertuples()})
     return {
-        "LFW path (MTCNN + embedder)": (len(lfw), lambda: embed_items(embedder, lfw, aligner="mtcnn", **options)),
+        "LFW path (MTCNN if the embedder aligns)": (len(lfw), lambda: embed_items(embedder, lfw, aligner="mtcnn", **options)),
         ".bin verification (warp, flip)": (len({hashlib.sha1(image).digest() for image in data.images}),
                                            lambda: evaluate_bin(embedder, data, flip=True, **options)),
         "IJB-C 1:1 + 1:N (given points)": (len(face_items(ijbc)[0]), lambda: evaluate_ijb(embedder, ijbc, **options)),
-        "IJB-A 1:1 (MTCNN in boxes)": (ijba_faces, lambda: evaluate_ijba(embedder, fixtures["ijba"], **options)),
+        "IJB-A 1:1 (boxes; MTCNN if it aligns)": (ijba_faces, lambda: evaluate_ijba(embedder, fixtures["ijba"], **options)),
     }
 
 
