@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common.cli import add_common_arguments, run_main, setup_logging
+from bench.common.devices import resolve_device
 from generators.pairs import lfw_photos
 from recognition.faces.real_faces import list_face_images, photo_keys, prepare_faces
 
@@ -31,13 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     source.add_argument("--images", type=Path, help="a folder of photos")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--device", default="auto",
+                        help="where MTCNN runs: auto (this process's GPU when CUDA exists, else the CPU), cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    device = resolve_device(args.device)
     if args.lfw:
         photos = lfw_training_photos(args.lfw, args.data_root)
     else:
         photos = photo_keys(args.images, list_face_images(args.images))
-    counts = prepare_faces(photos[: args.limit], args.out)
+    counts = prepare_faces(photos[: args.limit], args.out, device=device)
     unreadable = counts.pop("unreadable files", [])
     print(f"{counts} -> {args.out}")
     if unreadable:

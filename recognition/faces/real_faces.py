@@ -43,9 +43,10 @@ def photo_keys(folder: Path, paths: Sequence[Path]) -> list[tuple[str, Path]]:
     return list(zip(keys, paths))
 
 
-def prepare_faces(photos: Sequence[tuple[str, Path]], out: Path, batch_size: int = 32, progress: bool = True) -> dict:
-    """Align (key, path) photos into `out/<key>.png`; photos without a detected face are skipped and counted,
-    unreadable ones counted and named (a warning per file, and `unreadable files` in the result)."""
+def prepare_faces(photos: Sequence[tuple[str, Path]], out: Path, batch_size: int = 32, progress: bool = True,
+                  device: str = "cpu") -> dict:
+    """Align (key, path) photos into `out/<key>.png` with MTCNN on `device`; photos without a detected face are
+    skipped and counted, unreadable ones counted and named (a warning per file, and `unreadable files` in the result)."""
     out = Path(out)
     keys = [key for key, _ in photos]
     if len(set(keys)) != len(keys):
@@ -53,7 +54,7 @@ def prepare_faces(photos: Sequence[tuple[str, Path]], out: Path, batch_size: int
         raise UserError(f"two photos would be written to the same crop {out / twice}.png "
                         f"({', '.join(str(p) for k, p in photos if k == twice)}): give them distinct keys")
     todo = [(key, path) for key, path in photos if not (out / f"{key}.png").exists()]
-    aligner = MTCNNAligner() if todo else None
+    aligner = MTCNNAligner(device=str(device)) if todo else None
     counts = {"aligned": 0, "no face": 0, "unreadable": 0}
     unreadable: list[str] = []
     for start in tqdm(range(0, len(todo), batch_size), desc="align real faces", disable=not progress):

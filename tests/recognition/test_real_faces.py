@@ -51,3 +51,19 @@ def test_two_photos_with_one_key_are_refused(tmp_path, lfw_root):
     photo = sorted((lfw_root / "lfw-py" / "lfw-deepfunneled").glob("A*/*_0001.jpg"))[0]
     with pytest.raises(UserError, match="same crop"):
         prepare_faces([("x", photo), ("x", photo)], tmp_path / "out", progress=False)
+
+
+def test_mtcnn_runs_on_the_device_given_on_the_command_line(photo_folder, tmp_path, monkeypatch):
+    """`--device` reaches MTCNN (issue 17: every stage that runs a torch network takes it)."""
+    import recognition.faces.real_faces as real_faces
+
+    devices = []
+
+    class RecordingAligner(real_faces.MTCNNAligner):
+        def __init__(self, device="cpu", **options):
+            devices.append(device)
+            super().__init__(device=device, **options)
+
+    monkeypatch.setattr(real_faces, "MTCNNAligner", RecordingAligner)
+    assert main(["--images", str(photo_folder), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert devices == ["cpu"] and sorted(p.name for p in (tmp_path / "out").iterdir())
