@@ -36,6 +36,7 @@ from tqdm import tqdm
 from bench.common.atomic import atomic_path, write_json, write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import data_root
+from bench.common.devices import resolve_device
 from recognition.faces.align import CANONICAL_CROP, CropGeometry, MTCNNAligner, similarity_transform, warp_to_crop
 from generators.landmarks import DlibLandmarks, LandmarkFileError, read_landmark_file
 from generators.morphable.albedo import procedural_albedo
@@ -99,11 +100,11 @@ def folder_photos(folder: Path) -> list[Photo]:
 class PairMaker:
     """Holds the models (MTCNN, dlib's predictor, the 3DMM, the renderer) across chunks."""
 
-    def __init__(self, config: PairsConfig, fit_config: FitConfig = FitConfig()):
+    def __init__(self, config: PairsConfig, fit_config: FitConfig = FitConfig(), device: str = "cpu"):
         self.config, self.fit_config = config, fit_config
         self.model = load_ict()
         self.render_model = decimate(self.model, config.keep_triangles)
-        self.aligner = MTCNNAligner()
+        self.aligner = MTCNNAligner(device=str(device))  # the 68-point fit itself stays on the CPU (README, GPUs)
         self.landmarker = DlibLandmarks()
         self.renderer = FaceRenderer(self.render_model, CANONICAL_CROP, config.chunk)
         self.albedo, _ = procedural_albedo(self.render_model, np.random.default_rng(0))
@@ -253,8 +254,9 @@ def w300lp_photos(folder: Path) -> list[Photo]:
 
 
 def make_pairs(config: PairsConfig, photos: Sequence[Photo], out: Path, progress: bool = True,
-               maker_factory=None) -> dict:
-    """Make (or finish making) pairs for the first `config.limit` photos; returns the summary."""
+               maker_factory=None, device: str = "cpu") -> dict:
+    """Make (or finish making) pairs for the first `config.limit` photos; returns the summary. MTCNN runs on
+    `device`."""
     out = Path(out)
     for folder in ("real", "render", "chunks"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -263,7 +265,7 @@ def make_pairs(config: PairsConfig, photos: Sequence[Photo], out: Path, progress
     photos = list(photos)[: config.limit]
     chunks = [photos[start : start + config.chunk] for start in range(0, len(photos), config.chunk)]
     todo = [n for n in range(len(chunks)) if not (out / "chunks" / f"{n:05d}.csv").exists()]
-    maker = ((maker_factory or PairMaker)(config)) if todo else None
+    maker = ((maker_factory or (lambda cfg: PairMaker(cfg, device=device)))(config)) if todo else None
     started = time.perf_counter()
     with tqdm(total=len(todo) * config.chunk, desc="pairs", unit="photo", disable=not progress) as bar:
         for n in todo:
@@ -323,8 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", choices=PRESETS, default="cpu")
     parser.add_argument("--limit", type=int, help="number of photos to use")
     parser.add_argument("--max-error", type=float, help="drop fits with a larger mean landmark error (px at 108x108)")
+    parser.add_argument("--device", default="auto",
+                        help="where MTCNN runs: auto (this process's GPU when CUDA exists, else the CPU), cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    device = resolve_device(args.device)
     if args.data_root:
         import os
 
@@ -349,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         photos = folder_photos(args.images)
     else:
         photos = lfw_photos(args.lfw, config.images_per_person)
-    summary = make_pairs(config, photos, args.out, maker_factory=factory)
+    summary = make_pairs(config, photos, args.out, maker_factory=factory, device=device)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
 
