@@ -15,6 +15,9 @@ Every figure has a caption and the command that made it when its record holds on
 a JSON record, or a command line of the Markdown record beside it); otherwise what its record does hold.
 Paths are written as another machine reads them (`portable_path`); an absolute path outside the checkout
 and the data root keeps only its last two parts. A corrupt record stops the report with a message naming it.
+
+It is one file because the page is one document: each section's builder is a few lines over the same
+helpers (captions, portable paths, inlined images); the HTML template and the browser check are apart.
 """
 from __future__ import annotations
 

@@ -23,6 +23,10 @@ pairs come from the same training people (never an evaluation identity), aligned
 
     python -m bench.run --grid cpu --plan        # issue 19's grid: every run, cached or to do, and the estimate
     python -m bench.run --grid cpu               # runs what fits in --hours 6, most telling first; again to continue
+
+It is one file because the stage graph (`plan_stages`), the stage runners and the grid of many runs share
+the `Stage` type, the presets and their keys, and read as one pipeline; the grid (issue 19) is the next
+part to move into its own module when it grows.
 """
 from __future__ import annotations
 

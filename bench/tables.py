@@ -20,6 +20,9 @@ The paper trained VGG19 on 1.8M VGG Face images at full scale; runs of the cpu p
 network on 9.5K LFW images, so only the direction of a difference can be compared, not the level.
 Numbers measured on the IJB-A-format fixture built from LFW (`protocols.ijba_fixture`, what `bench.run`'s cpu
 preset evaluates on) are labelled "IJB-A format fixture from LFW" in every table and figure: they are not IJB-A.
+
+It is one file because every table and figure it writes comes from the same summary of runs and is
+printed beside the same paper numbers; each is one short function.
 """
 from __future__ import annotations
 

@@ -31,6 +31,10 @@ separate labels, one label space per softmax head.
 Leakage guard: `check_identity_leakage` refuses training identities (of either set) whose names
 appear in the LFW protocol the run is evaluated on. It compares names (case, spaces and hyphens
 ignored), so it cannot see an identity of an external set filed under another name or a number.
+
+It is one file because the sets, the fractions, the identity filter and the mixed batches are one
+contract with `recognition.train` (what a label means, which images a seed picks); the counting CLI
+(`--min-images-table`) is the next part to move out when it grows.
 """
 from __future__ import annotations
 
