@@ -235,7 +235,8 @@ def synthesize(config: SynthesisConfig, generator: Path, out: Path, shard: tuple
                     if render_workers > 0:
                         waited = time.perf_counter()
                         done, rendered = next(ahead)
-                        assert done == chunk
+                        if done != chunk:  # the render-ahead pool must return chunks in order
+                            raise RuntimeError(f"render workers returned chunk {done} where chunk {chunk} was due")
                         synthesizer.seconds["render_wait"] += time.perf_counter() - waited
                     synthesizer.run_chunk(chunk, ranges[chunk], rendered)
                     bar.update(len(ranges[chunk]) * config.per_identity)

@@ -53,17 +53,22 @@ class LFWResult:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _score_pairs(embedder: Embedder, layout: LFWLayout, pairs: Sequence[Pair],
-                 **embed_options) -> tuple[np.ndarray, int]:
-    """Similarity of each pair, and the number of images in which the aligner found no face."""
+def pair_face_items(layout: LFWLayout, pairs: Sequence[Pair]) -> tuple[list[FaceItem], dict[tuple[str, int], int]]:
+    """Each distinct photo of `pairs` once, in order of first appearance, as a FaceItem whose key names the
+    photo within the LFW folder (so every caller shares the embedding cache), and (name, number) -> index."""
     keys: dict[tuple[str, int], int] = {}
     for pair in pairs:
         keys.setdefault((pair.name1, pair.image1), len(keys))
         keys.setdefault((pair.name2, pair.image2), len(keys))
-    items = [
-        FaceItem(f"lfw/{layout.images_dir.name}/{name}/{image:04d}", layout.image_path(name, image))
-        for name, image in keys
-    ]
+    items = [FaceItem(f"lfw/{layout.images_dir.name}/{name}/{image:04d}", layout.image_path(name, image))
+             for name, image in keys]
+    return items, keys
+
+
+def _score_pairs(embedder: Embedder, layout: LFWLayout, pairs: Sequence[Pair],
+                 **embed_options) -> tuple[np.ndarray, int]:
+    """Similarity of each pair, and the number of images in which the aligner found no face."""
+    items, keys = pair_face_items(layout, pairs)
     embeddings = embed_items(embedder, items, **embed_options)
     features = embeddings.features
     first = np.array([keys[(p.name1, p.image1)] for p in pairs])

@@ -32,6 +32,7 @@ from bench.perf.record import write_record
 from protocols.embedding import FaceItem, embed_items
 from protocols.ijba import evaluate_ijba, face_key, find_splits, load_split
 from protocols.ijbc import evaluate_ijb, face_items, load_protocol
+from protocols.lfw import pair_face_items
 from protocols.lfw_files import LFWLayout
 from protocols.verification import evaluate_bin
 from protocols.verification_files import read_bin
@@ -42,16 +43,10 @@ BATCH_SIZE = 64
 
 
 def lfw_items(root: Path | None, count: int) -> list[FaceItem]:
-    """The first `count` distinct photos of pairs.txt, as protocols.lfw names them."""
+    """The first `count` distinct photos of pairs.txt, keyed as protocols.lfw keys them (one cache)."""
     layout = LFWLayout(data_root(root))
-    seen: dict[tuple[str, int], None] = {}
-    for pair in layout.pairs("pairs.txt"):
-        for key in ((pair.name1, pair.image1), (pair.name2, pair.image2)):
-            seen.setdefault(key, None)
-        if len(seen) >= count:
-            break
-    return [FaceItem(f"lfw/{layout.images_dir.name}/{name}/{image:04d}", layout.image_path(name, image))
-            for name, image in list(seen)[:count]]
+    items, _ = pair_face_items(layout, layout.pairs("pairs.txt"))
+    return items[:count]
 
 
 def timed(run: Callable[[], object]) -> float:

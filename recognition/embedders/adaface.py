@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from bench.common.cli import UserError
-from recognition.embedders.own_model import (IRESNET_DEPTHS, ExternalEmbedder, checkpoint_argument, fixed_input_size,
-                                             load_exactly, read_state_dict, released_format)
+from recognition.embedders.own_model import (IRESNET_DEPTHS, ExternalEmbedder, checkpoint_argument, read_state_dict,
+                                             released_embedder)
 from recognition.embedders.registry import register_embedder_prefix
 
 INPUT_SIZE = 112
@@ -98,10 +98,7 @@ def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def adaface_embedder(target: str, weights: str | None = None, input_size: Any = None, mean: Any = 127.5,
                      std: Any = 127.5, colour: str = "bgr", crop: Any = "arcface", metric: str = "cosine") -> ExternalEmbedder:
     architecture, file = checkpoint_argument(target, weights, USAGE)
-    source = f"adaface:{target}"
-    size = fixed_input_size(input_size, INPUT_SIZE, source)
-    state = backbone_state(read_state_dict(file))
-    network = load_exactly(build_adaface(architecture), state, file, f"AdaFace's IResNet {architecture}",
-                           released_format(state))
-    return ExternalEmbedder(network, source, file, size, mean, std, colour, crop, metric, kind="adaface",
-                            architecture=architecture)
+    return released_embedder(build_adaface(architecture), backbone_state(read_state_dict(file)), file,
+                             f"adaface:{target}", f"AdaFace's IResNet {architecture}", INPUT_SIZE, input_size,
+                             mean=mean, std=std, colour=colour, crop=crop, metric=metric, kind="adaface",
+                             architecture=architecture)

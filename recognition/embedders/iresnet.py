@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from bench.common.cli import UserError
-from recognition.embedders.own_model import (IRESNET_DEPTHS, ExternalEmbedder, checkpoint_argument, fixed_input_size,
-                                             load_exactly, read_state_dict, released_format)
+from recognition.embedders.own_model import (IRESNET_DEPTHS, ExternalEmbedder, checkpoint_argument, read_state_dict,
+                                             released_embedder)
 from recognition.embedders.registry import register_embedder_prefix
 
 INPUT_SIZE = 112
@@ -96,10 +96,6 @@ def build_iresnet(architecture: str) -> IResNet:
 def iresnet_embedder(target: str, weights: str | None = None, input_size: Any = None, mean: Any = 127.5,
                      std: Any = 127.5, colour: str = "rgb", crop: Any = "arcface", metric: str = "cosine") -> ExternalEmbedder:
     architecture, file = checkpoint_argument(target, weights, USAGE)
-    source = f"iresnet:{target}"
-    size = fixed_input_size(input_size, INPUT_SIZE, source)
-    state = read_state_dict(file)
-    network = load_exactly(build_iresnet(architecture), state, file, f"insightface's IResNet {architecture}",
-                           released_format(state))
-    return ExternalEmbedder(network, source, file, size, mean, std, colour, crop, metric, kind="iresnet",
-                            architecture=architecture)
+    return released_embedder(build_iresnet(architecture), read_state_dict(file), file, f"iresnet:{target}",
+                             f"insightface's IResNet {architecture}", INPUT_SIZE, input_size, mean=mean, std=std,
+                             colour=colour, crop=crop, metric=metric, kind="iresnet", architecture=architecture)

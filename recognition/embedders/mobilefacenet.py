@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from recognition.embedders.own_model import (ExternalEmbedder, fixed_input_size, load_exactly, model_file,
-                                             read_state_dict, released_format)
+from recognition.embedders.own_model import (ExternalEmbedder, model_file, read_state_dict, released_embedder)
 from recognition.embedders.registry import register_embedder_prefix
 
 INPUT_SIZE = 112
@@ -114,8 +113,6 @@ class MobileFaceNet(nn.Module):
 def mobilefacenet_embedder(target: str, input_size: Any = None, mean: Any = 127.5, std: Any = 127.5,
                            colour: str = "rgb", crop: Any = "arcface", metric: str = "cosine") -> ExternalEmbedder:
     file = model_file(target, "checkpoint")
-    source = f"mobilefacenet:{target}"
-    size = fixed_input_size(input_size, INPUT_SIZE, source)
-    state = read_state_dict(file)
-    network = load_exactly(MobileFaceNet(), state, file, "insightface's MobileFaceNet (get_mbf)", released_format(state))
-    return ExternalEmbedder(network, source, file, size, mean, std, colour, crop, metric, kind="mobilefacenet")
+    return released_embedder(MobileFaceNet(), read_state_dict(file), file, f"mobilefacenet:{target}",
+                             "insightface's MobileFaceNet (get_mbf)", INPUT_SIZE, input_size, mean=mean, std=std,
+                             colour=colour, crop=crop, metric=metric, kind="mobilefacenet")

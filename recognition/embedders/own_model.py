@@ -207,6 +207,17 @@ def fixed_input_size(input_size: Any, size: int, source: str) -> int:
     return size
 
 
+def released_embedder(network: nn.Module, state: dict[str, torch.Tensor], file: Path, source: str, description: str,
+                      size: int, input_size: Any, **options: Any) -> ExternalEmbedder:
+    """A released face network (insightface's, AdaFace's) as an embedder: its checkpoint loaded exactly, with the
+    advice of `released_format` when the file is another release's; its one input side; `options` are the
+    preprocessing options and identity (kind, architecture) of ExternalEmbedder. Shared so that every released
+    format fails and identifies itself in the same way."""
+    size = fixed_input_size(input_size, size, source)
+    network = load_exactly(network, state, file, description, released_format(state))
+    return ExternalEmbedder(network, source, file, size, **options)
+
+
 def _architecture_of(depths: tuple[int, ...]) -> str:
     return next((name for name, known in IRESNET_DEPTHS.items() if known == depths), "")
 
