@@ -21,12 +21,11 @@ preset, an IJB-A-format fixture built once from View 1's test people only (the `
 checked against the recognizer's identities by the leakage guard; the translator's real domain and its
 pairs come from the same training people (never an evaluation identity), aligned once by the real_faces stage.
 
-    python -m bench.run --grid cpu --plan        # issue 19's grid: every run, cached or to do, and the estimate
-    python -m bench.run --grid cpu               # runs what fits in --hours 6, most telling first; again to continue
+    python -m bench.run --grid cpu --plan        # issue 19's grid (bench.grid): every run, recorded, cached or to do
+    python -m bench.run --grid cpu --hours 2.5   # runs what fits, records each finished run; again to continue
 
-It is one file because the stage graph (`plan_stages`), the stage runners and the grid of many runs share
-the `Stage` type, the presets and their keys, and read as one pipeline; the grid (issue 19) is the next
-part to move into its own module when it grows.
+It is one file because the stage graph (`plan_stages`), the stage runners and the presets share the `Stage`
+type and its keys and read as one pipeline; the grid of many runs is `bench.grid`.
 """
 from __future__ import annotations
 
@@ -57,6 +56,7 @@ REAL_FRACTIONS = (0.2, 0.5, 1.0)
 ABLATIONS = {"ganfaces": {}, "ganfaces-no-lc": {"use_identity": False}, "ganfaces-no-ldp": {"use_pair": False},
              "ganfaces-no-cyc": {"use_cycle": False}}
 MARKER = "stage.json"
+PERF_DIR = Path(__file__).resolve().parents[1] / "results" / "perf"
 
 
 @dataclass(frozen=True)
@@ -342,38 +342,6 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     return stages
 
 
-# ------------------------------------------------------------------------------------------ the grid
-
-GRID_SEEDS = (0, 1, 2)
-GRID_ABLATION_REAL = 0.5
-GRID_HOURS = 6.0  # the budget the grid is sized to on this 2-core machine (README, "The grid")
-PERF_DIR = Path(__file__).resolve().parents[1] / "results" / "perf"
-
-
-@dataclass(frozen=True)
-class GridRun:
-    """One recognizer run of the grid: its real share, synthetic set, recognizer seed and translator seed."""
-
-    real: float
-    synth: str
-    seed: int
-    synth_seed: int = 0
-
-
-def grid_runs(seeds: Sequence[int] = GRID_SEEDS, synth_seed: int = 0) -> list[GridRun]:
-    """The grid of issue 19 in the order it is run, most telling first, so that a cut or interrupted grid holds
-    whole seeds of the comparisons that matter most: (1) real 20/50/100% without and with GANFaces, seed by
-    seed (the paper's claim and its paired test); (2) the same with raw 3DMM renders; (3) at 50%, GANFaces of
-    the translators without L_C, L_DP and L_cyc. Every GANFaces run uses the translator of `synth_seed`, so
-    the recognizer seeds share one translator per synthetic variant."""
-    runs = [GridRun(real, synth, seed, synth_seed) for seed in seeds for real in REAL_FRACTIONS
-            for synth in ("none", "ganfaces")]
-    runs += [GridRun(real, "3dmm", seed, synth_seed) for seed in seeds for real in REAL_FRACTIONS]
-    runs += [GridRun(GRID_ABLATION_REAL, synth, seed, synth_seed) for seed in seeds
-             for synth in ("ganfaces-no-lc", "ganfaces-no-ldp", "ganfaces-no-cyc")]
-    return runs
-
-
 def measured_seconds(preset_name: str, out: Path | None = None, perf_dir: Path = PERF_DIR) -> dict[str, float]:
     """The stage times the plan assumes: the preset's, the translator's from the profile record when it
     profiles this preset (results/perf/train-profile.json: seconds per iteration x the preset's iterations),
@@ -399,76 +367,13 @@ def measured_seconds(preset_name: str, out: Path | None = None, perf_dir: Path =
     return seconds
 
 
-def plan_grid(preset_name: str, out: Path, root: Path | None = None, seeds: Sequence[int] = GRID_SEEDS,
-              synth_seed: int = 0, gpus: int = 0) -> list[tuple[GridRun, list[Stage]]]:
-    """Each grid run with its stages (bench.run's own plan_stages: the same keys, the same cache)."""
-    return [(run, plan_stages(preset_name, run.real, run.synth, run.seed, out, root, run.synth_seed, gpus))
-            for run in grid_runs(seeds, synth_seed)]
-
-
-def grid_table(planned: Sequence[tuple[GridRun, list[Stage]]], seconds: dict[str, float],
-               hours: float = GRID_HOURS) -> pd.DataFrame:
-    """One row per run: its status, the stages it adds (a stage shared with an earlier run is counted once),
-    their estimated time and the running total; runs whose total passes `hours` (0: no limit) are cut."""
-    counted: set[Path] = set()
-    evaluated = any(stage.done for _, stages in planned for stage in stages if stage.name == "evaluation")
-    rows, total = [], 0.0
-    for number, (run, stages) in enumerate(planned, 1):
-        todo = [stage for stage in stages if not stage.done and stage.folder not in counted]
-        estimate = 0.0
-        for stage in todo:
-            name = stage.name
-            if name == "evaluation" and not evaluated:  # the first evaluation aligns the photos (chip cache)
-                name, evaluated = "evaluation_first", True
-            estimate += seconds.get(name, seconds.get(stage.name, 0))
-            counted.add(stage.folder)
-        total += estimate
-        done = all(stage.done for stage in stages)
-        started = any(stage.folder.exists() for stage in todo)  # a killed stage resumes (estimated in full)
-        rows.append({"run": number, "real": f"{run.real:.0%}", "synth": run.synth, "seed": run.seed,
-                     "synth seed": run.synth_seed if run.synth.startswith("ganfaces") else "-",
-                     "status": "cached" if done else ("resume" if started else "to do"),
-                     "new stages": ", ".join(stage.name for stage in todo) or "-",
-                     "estimate": "-" if done else _duration(estimate), "total": _duration(total),
-                     "seconds": estimate, "in budget": not hours or total <= hours * 3600})
-    return pd.DataFrame(rows)
-
-
-def run_grid(planned: Sequence[tuple[GridRun, list[Stage]]], table: pd.DataFrame) -> None:
-    """The runs within the budget, in the grid's order; cached stages are skipped, a killed one resumes."""
-    chosen = [stages for (_, stages), keep in zip(planned, table["in budget"]) if keep]
-    for number, stages in enumerate(chosen, 1):
-        print(f"\n=== grid run {number}/{len(chosen)}: {stages[-2].config['real']:.0%} real, "
-              f"{stages[-2].config['synth']}, seed {stages[-2].config['seed']}", flush=True)
-        run_stages(stages)
-
-
-def print_grid_plan(preset: str, out: Path, planned, table: pd.DataFrame, hours: float) -> None:
-    shown = table.drop(columns=["seconds"]).assign(**{"in budget": table["in budget"].map({True: "yes", False: "cut"})})
-    translators = {stage.folder for _, stages in planned for stage in stages if stage.name == "translator"}
-    kept, cut = table[table["in budget"]], table[~table["in budget"]]
-    print(f"grid: preset {preset}, {len(planned)} runs ({(table.status == 'cached').sum()} cached), "
-          f"{len(translators)} translators (one per GANFaces variant, shared by the recognizer seeds), out {out}\n"
-          f"{shown.to_markdown(index=False)}\n"
-          f"estimated time of what is to do: {_duration(table.seconds.sum())} on a 2-core CPU; "
-          + (f"budget {hours:g} h: {len(kept)} runs ({_duration(kept.seconds.sum())})"
-             + (f", cut: {len(cut)} runs ({_duration(cut.seconds.sum())}): {_cut_summary(cut)}; run the same "
-                "command again to continue with them" if len(cut) else "") if hours else "no budget limit"),
-          flush=True)
-
-
-def _cut_summary(cut: pd.DataFrame) -> str:
-    groups = cut.groupby(["synth", "real"], sort=False).seed.apply(lambda s: ",".join(map(str, s)))
-    return "; ".join(f"{synth} at {real} seeds {seeds}" for (synth, real), seeds in groups.items())
-
-
 def plan_table(stages: Sequence[Stage], preset: str, seconds: dict[str, float] | None = None) -> pd.DataFrame:
     seconds = RUN_PRESETS[preset].seconds if seconds is None else seconds
     return pd.DataFrame([{"stage": s.name, "status": s.status(), "folder": s.folder.name,
-                          "estimate": "-" if s.done else _duration(seconds.get(s.name, 0))} for s in stages])
+                          "estimate": "-" if s.done else format_duration(seconds.get(s.name, 0))} for s in stages])
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
@@ -516,10 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the whole grid of issue 19 at this preset (real 0.2/0.5/1.0 x none/3dmm/ganfaces, "
                              "the three ablations at 0.5, --seeds each, one translator per variant): prints every "
                              "run's status and estimate, then runs those within --hours (--real/--synth ignored)")
-    parser.add_argument("--seeds", default=",".join(map(str, GRID_SEEDS)), help="the grid's recognizer seeds")
-    parser.add_argument("--hours", type=float, default=GRID_HOURS,
-                        help="the grid's budget: runs past this estimated total are left for the next invocation "
-                             "(0: no limit)")
+    from bench.grid import add_grid_arguments
+
+    add_grid_arguments(parser)
     parser.add_argument("--gpus", type=int, default=0,
                         help="GPUs on this machine: more than 1 runs the trainers and synthesis under torchrun, one "
                              "process per GPU (0 or 1: one process, on the GPU when there is one)")
@@ -535,7 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_root:
         os.environ["FACEBENCH_DATA"] = args.data_root
     root = data_root()
-    if args.grid is not None:
+    if args.grid is not None:  # bench.grid's command (the grid is its own module)
+        from bench.grid import grid_main
+
         return grid_main(args, root)
     stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out, synth_seed=args.synth_seed,
                          gpus=args.gpus)
@@ -544,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = sum(seconds.get(s.name, 0) for s in stages if not s.done)
     seeds = f"seed {args.seed}" + ("" if args.synth_seed is None else f", synth seed {args.synth_seed}")
     print(f"plan: preset {args.preset}, real {args.real}, synth {args.synth}, {seeds}, out {args.out}\n"
-          f"{table.to_markdown(index=False)}\nestimated time on a 2-core CPU: {_duration(total)}", flush=True)
+          f"{table.to_markdown(index=False)}\nestimated time on a 2-core CPU: {format_duration(total)}", flush=True)
     if args.plan:
         return 0
     check_data(root)
@@ -554,27 +460,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = collect_runs(args.out)
     print(f"\nfinished runs under {args.out}:\n{summary_table(runs).dropna(axis=1, how='all').to_markdown(index=False, floatfmt='.2f')}")
     print(f"tables and ROC curves: python -m bench.tables --runs {args.out}")
-    return 0
-
-
-def grid_main(args: argparse.Namespace, root: Path) -> int:
-    try:
-        seeds = sorted({int(seed) for seed in args.seeds.split(",")})
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds}: give comma-separated integers, e.g. 0,1,2") from None
-    if not seeds or min(seeds) < 0:
-        raise UserError(f"--seeds {args.seeds}: give seeds of at least 0")
-    if args.hours < 0:
-        raise UserError(f"--hours {args.hours}: give a budget in hours (0 for no limit)")
-    synth_seed = 0 if args.synth_seed is None else args.synth_seed
-    planned = plan_grid(args.grid, args.out, seeds=seeds, synth_seed=synth_seed, gpus=args.gpus)
-    table = grid_table(planned, measured_seconds(args.grid, args.out), args.hours)
-    print_grid_plan(args.grid, args.out, planned, table, args.hours)
-    if args.plan:
-        return 0
-    check_data(root)
-    run_grid(planned, table)
-    print(f"\ngrid runs within the budget are done; tables and figures: python -m bench.tables --runs {args.out}")
     return 0
 
 

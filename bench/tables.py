@@ -1,9 +1,10 @@
 """The paper's tables from finished runs, each beside the paper's own numbers (results/paper/*.csv).
 
-    python -m bench.tables [--runs runs/bench] [--out results/tables]
+    python -m bench.tables [--runs runs/bench] [--records results/grid/cpu] [--out results/tables]
 
 Reads every finished evaluation stage of `bench.run` under `--runs` (its recognizer's preset, real
-share, synthetic set and seed) and writes, as Markdown and CSV:
+share, synthetic set and seed) and the run records of `bench.grid` in each `--records` folder (the grid spans
+machines: README, "The grid"), and writes, as Markdown and CSV:
 - `recognition`: the paper's Fig. 7 / Table 1: LFW accuracy and 100% - EER and IJB-A TAR at FAR 0.01 and
   0.001 for each real share with and without a synthetic set, mean +- std over seeds, beside the
   paper's Table 1 numbers where it gives them (VGG 100%, with and without GANFaces);
@@ -47,6 +48,8 @@ METRICS = {"lfw_accuracy": "LFW acc. (%)", "lfw_100_minus_eer": "LFW 100%-EER", 
            "ijba_tar_0.001": "IJB-A TAR@0.001"}
 SMOOTHING = 5  # logged points averaged in the training curves
 PAPER_RECOGNITION = {(1.0, "none"): "VGG(100%)", (1.0, "ganfaces"): "VGG(100%) + GANFaces"}
+COLUMNS = ["preset", "real", "synth", "seed", "synth_seed", *METRICS, "ijba_source", "machine", "evaluation_key",
+           "source", "run"]
 ALPHA = 0.05  # the paired test's level: above it the comparison "cannot tell"
 # what the paper reports for a comparison (treatment, control, real share) -> metric -> gain, with its source
 PAPER_GAINS = {
@@ -76,8 +79,9 @@ def _translator_seed(stages: dict[str, dict], synthetic: str | None) -> int | No
     return translator.get("config", {}).get("seed")
 
 
-def collect_runs(runs: Path) -> pd.DataFrame:
-    """One row per finished evaluation: preset, real share, synthetic set, seed and the metrics."""
+def collect_runs(runs: Path, records: Sequence[Path] | None = None) -> pd.DataFrame:
+    """One row per finished evaluation under `runs` and per grid record in `records` (folders of `bench.grid`):
+    preset, real share, synthetic set, seeds, the metrics, the machine and where the row was read."""
     stages = _stages(runs)
     rows = []
     for stage in stages.values():
@@ -85,19 +89,48 @@ def collect_runs(runs: Path) -> pd.DataFrame:
             continue
         recognizer = stages[stage["config"]["recognizer"]]
         results = json.loads((stage["folder"] / stage["outputs"]["results"]).read_text())
-        lfw, ijba = results["lfw"], results.get("ijba", {})
-        rows.append({"preset": recognizer["config"]["preset"], "real": float(recognizer["config"]["real"]),
-                     "synth": recognizer["config"]["synth"], "seed": int(recognizer["config"]["seed"]),
-                     "synth_seed": _translator_seed(stages, recognizer["config"].get("synthetic")),
-                     "lfw_accuracy": lfw["accuracy_percent"], "lfw_100_minus_eer": lfw["100-eer_percent"],
-                     "ijba_tar_0.01": ijba.get("tar@far=0.01_mean", np.nan),
-                     "ijba_tar_0.001": ijba.get("tar@far=0.001_mean", np.nan),
-                     # results from before the fixture was labelled in results.json came from a real IJB-A folder
-                     "ijba_source": ijba.get("source", "IJB-A") if ijba else None,
-                     "run": str(recognizer["folder"] / recognizer["outputs"]["run"])})
-    columns = ["preset", "real", "synth", "seed", "synth_seed", *METRICS, "ijba_source", "run"]
-    table = pd.DataFrame(rows, columns=columns).astype({"synth_seed": "Int64"})  # empty without GANFaces
+        run = recognizer["folder"] / recognizer["outputs"]["run"]
+        rows.append(_row(recognizer["config"]["preset"], recognizer["config"]["real"], recognizer["config"]["synth"],
+                         recognizer["config"]["seed"], _translator_seed(stages, recognizer["config"].get("synthetic")),
+                         results, _run_machine(run), stage["key"], str(run), "here"))
+    local = {row["evaluation_key"] for row in rows}
+    for key, record in collect_records(records).items():
+        if key not in local:  # a run both here and recorded counts once, from here (its folder has the curves)
+            rows.append(record)
+    table = pd.DataFrame(rows, columns=COLUMNS).astype({"synth_seed": "Int64"})  # empty without GANFaces
     return table.sort_values(["preset", "real", "synth", "seed"], ignore_index=True)
+
+
+def _row(preset: str, real: float, synth: str, seed: int, synth_seed: int | None, results: dict,
+         machine: dict | None, evaluation_key: str, run: str, source: str) -> dict:
+    """One run's row: its settings and metrics; `run` its recognizer folder ("" for a record), `source` where
+    the numbers were read ("here", or the record's file name)."""
+    lfw, ijba = results["lfw"], results.get("ijba", {})
+    return {"preset": preset, "real": float(real), "synth": synth, "seed": int(seed), "synth_seed": synth_seed,
+            "lfw_accuracy": lfw["accuracy_percent"], "lfw_100_minus_eer": lfw["100-eer_percent"],
+            "ijba_tar_0.01": ijba.get("tar@far=0.01_mean", np.nan),
+            "ijba_tar_0.001": ijba.get("tar@far=0.001_mean", np.nan),
+            # results from before the fixture was labelled in results.json came from a real IJB-A folder
+            "ijba_source": ijba.get("source", "IJB-A") if ijba else None,
+            "machine": describe_machine(machine), "evaluation_key": evaluation_key, "source": source, "run": run}
+
+
+def collect_records(records: Sequence[Path] | None) -> dict[str, dict]:
+    """Rows of the grid's run records (`bench.grid`, JSON files in each folder), by evaluation key."""
+    rows = {}
+    for folder in records or ():
+        if not Path(folder).is_dir():
+            raise UserError(f"--records {folder}: no such folder of grid records")
+        for path in sorted(Path(folder).glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                rows[record["keys"]["evaluation"]] = _row(
+                    record["preset"], record["real"], record["synth"], record["seed"],
+                    record["synth_seed"] if record["synth"].startswith("ganfaces") else None, record["results"],
+                    record.get("machine"), record["keys"]["evaluation"], "", path.name)
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise UserError(f"{path}: not a grid record ({type(error).__name__}: {error})") from None
+    return rows
 
 
 def ijba_name(runs: pd.DataFrame) -> str:
@@ -279,7 +312,7 @@ def plot_all_roc(runs: pd.DataFrame, path: Path) -> bool:
     colours = dict(zip(sorted(runs.synth.unique()), palette))
     styles = {0.2: ":", 0.5: "--", 1.0: "-"}
     drawn = 0
-    for row in runs.itertuples(index=False):
+    for row in runs[runs.run != ""].itertuples(index=False):  # records keep no scores
         stored = next(Path(row.run).glob("lfw-*/scores.npz"), None)
         if stored is None:
             continue
@@ -312,7 +345,7 @@ def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
     import seaborn as sns
 
     logs = []
-    for row in runs.itertuples(index=False):
+    for row in runs[runs.run != ""].itertuples(index=False):  # records keep no training log
         stored = Path(row.run) / "metrics.csv"
         if stored.exists():
             log = pd.read_csv(stored).drop_duplicates("iteration", keep="last")  # a resumed run repeats rows
@@ -334,13 +367,13 @@ def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
 
 def _every_run(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs table as shown: no path, no column nobody measured, "-" for no translator seed."""
-    shown = runs.drop(columns="run").dropna(axis=1, how="all")
+    shown = runs.drop(columns=["run", "machine", "evaluation_key"]).dropna(axis=1, how="all")
     if "synth_seed" in shown:
         shown["synth_seed"] = shown.synth_seed.astype(object).where(shown.synth_seed.notna(), "-")
     return shown
 
 
-def _run_machine(run: str) -> dict | None:
+def _run_machine(run: Path) -> dict | None:
     """The machine recorded in a run's LFW metrics.json (None for runs from before machines were recorded)."""
     stored = next(Path(run).glob("lfw-*/metrics.json"), None)
     return json.loads(stored.read_text()).get("machine") if stored else None
@@ -350,20 +383,23 @@ def machines_line(runs: pd.DataFrame) -> str:
     """The machines the runs were computed on, the machine of most runs first: the same configuration gives
     other last digits on another CPU, thread count or torch (README, "Reproducibility"), so a table says
     where its numbers come from."""
-    counts = Counter(describe_machine(_run_machine(run)) for run in runs.run).most_common()
+    counts = Counter(runs.machine).most_common()
     return "Machines: " + "; ".join(f"{described} ({count} run{'s' * (count > 1)})" for described, count in counts)
 
 
 def _recorded(runs: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
     """The runs table as written: each run's folder relative to the runs folder, so that a committed
     runs.csv names no folder of the machine that made it (the folder itself is named in tables.md)."""
-    return runs.assign(run=[Path(run).relative_to(runs_dir).as_posix() for run in runs.run])
+    return runs.assign(run=[Path(run).relative_to(runs_dir).as_posix() if run else "" for run in runs.run])
 
 
-def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict[str, pd.DataFrame]:
-    runs = collect_runs(runs_dir)
+def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR,
+                 records: Sequence[Path] | None = None) -> dict[str, pd.DataFrame]:
+    runs = collect_runs(runs_dir, records)
     if runs.empty:
-        raise UserError(f"no finished runs under {runs_dir}: run `python -m bench.run` first (or pass --runs)")
+        raise UserError(f"no finished runs under {runs_dir}" + (f" nor records in {', '.join(map(str, records))}"
+                                                                 if records else "")
+                        + ": run `python -m bench.run` first (or pass --runs / --records)")
     summary = summary_table(runs)
     ijba = ijba_name(runs)
     tables = {"runs": _recorded(runs, runs_dir), "recognition": recognition_table(summary, paper_dir, ijba),
@@ -379,7 +415,11 @@ def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR) -> dict
                      "in IJB-A's 1:1 format, `protocols.ijba_fixture --people devtest`), not on IJB-A; the paper's "
                      "columns are IJB-A.\n"] if ijba == FIXTURE_LABEL else [])
     sections = ["# Tables of the paper, regenerated\n",
-                f"Runs: `{portable_path(runs_dir)}`; {len(runs)} finished evaluations.\n", machines_line(runs) + "\n",
+                f"Runs: `{portable_path(runs_dir)}`"
+                + "".join(f", records `{portable_path(Path(folder))}`" for folder in records or ())
+                + f"; {len(runs)} finished evaluations"
+                + (f" ({(runs.source != 'here').sum()} from records)" if records else "") + ".\n",
+                machines_line(runs) + "\n",
                 *fixture_note,
                 "## Fig. 7 / Table 1: recognition with and without synthetic faces\n",
                 tables["recognition"].to_markdown(index=False, disable_numparse=True),
@@ -410,10 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--runs", type=Path, default=Path("runs/bench"), help="the --out folder of bench.run")
+    parser.add_argument("--records", type=Path, action="append", default=None,
+                        help="a folder of grid records (bench.grid, e.g. results/grid/cpu), repeatable: their runs "
+                             "join those under --runs (a run in both counts once)")
     parser.add_argument("--out", type=Path, default=Path("results/tables"))
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    tables = write_tables(args.runs, args.out)
+    tables = write_tables(args.runs, args.out, records=args.records)
     print(tables["recognition"].to_markdown(index=False, disable_numparse=True))
     print()
     print(tables["ablation"].to_markdown(index=False, disable_numparse=True))
