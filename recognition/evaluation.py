@@ -92,7 +92,7 @@ def check_run_identities(run: Path, lfw_split: str, ijba: Path | None = None, ro
     """The leakage guard for a finished run: its identities.json (each head's identities) against LFW
     `lfw_split` and, when `ijba` is an IJB-A-format fixture from LFW, the fixture's subjects. {} when the run
     has no identities.json (then there is nothing to check)."""
-    from recognition.data import check_identity_leakage, fixture_evaluations
+    from recognition.leakage import check_identity_leakage, fixture_evaluations
 
     identities = Path(run) / "identities.json"
     if not identities.is_file():

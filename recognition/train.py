@@ -68,15 +68,14 @@ from recognition.data import (
     IdentitySet,
     MixedBatch,
     MixedBatches,
-    check_identity_leakage,
     drop_small_identities,
-    fixture_evaluations,
     load_set,
     network_input,
     resolve_lfw_split,
     select_fraction,
     set_identity_names,
 )
+from recognition.leakage import check_identity_leakage, fixture_evaluations
 from recognition.models import (
     PRETRAINED,
     DualHeadRecognizer,

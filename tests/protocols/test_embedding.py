@@ -3,7 +3,6 @@ import logging
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 import torch

@@ -161,7 +161,8 @@ def test_devtest_fixture_holds_view1_test_people_only(lfw_root, tmp_path):
     """`--people devtest`: every subject is a View 1 test person (peopleDevTest.txt) and none is a DevTrain
     person (peopleDevTrain.txt, the people a bench.run recognizer and translator train on), on the real files."""
     from protocols.ijba_fixture import fixture_identity_names, lfw_identities
-    from recognition.data import check_identity_leakage, fixture_evaluations, set_identity_names
+    from recognition.data import set_identity_names
+    from recognition.leakage import check_identity_leakage, fixture_evaluations
 
     layout = LFWLayout(lfw_root)
     devtest = {person.name for person in layout.people("peopleDevTest.txt")}

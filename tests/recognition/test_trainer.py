@@ -15,13 +15,12 @@ from bench.common.cli import UserError
 from bench.common.distributed import bare
 from recognition.data import (
     MixedBatches,
-    check_identity_leakage,
-    lfw_evaluation_names,
     read_folder_set,
     resolve_lfw_split,
     select_fraction,
     set_identity_names,
 )
+from recognition.leakage import check_identity_leakage, lfw_evaluation_names
 from recognition.models import dual_softmax_loss
 from recognition.train import PRESETS, Trainer, main, train
 
@@ -410,7 +409,7 @@ def test_min_images_table_counts_the_filter_and_the_nested_fractions(tmp_path):
 
 def test_the_guard_checks_the_ijba_format_fixture_too(tmp_path):
     """A training name among a fixture's subjects is leakage even when it is not in LFW's View 1 test set."""
-    from recognition.data import fixture_evaluations
+    from recognition.leakage import fixture_evaluations
     from recognition.evaluation import check_run_identities
     from tests.recognition.test_recognizer import write_tiny_lfw
 
