@@ -13,7 +13,8 @@ from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, check_output_folder, run_main, setup_logging
 from bench.common.datasets import cache_dir, data_root
 from bench.leaderboard import columns as columns_module
-from bench.leaderboard.cells import Entry, Leaderboard, build_embedder, evaluate, parse_embedder_list
+from bench.leaderboard.cells import (Entry, Leaderboard, build_embedder, evaluate, parse_embedder_list,
+                                     portable_label)
 from bench.leaderboard.columns import (
     BIN_DIR, COLUMNS, FIXTURE_COLUMNS, IJB_DIR, IJBA_DIR, bin_source, ijb_source, ijba_source, lfw_source,
 )
@@ -52,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_folder(args.results, "--results")
     options = embedding_options(args)
     options["progress"] = sys.stderr.isatty()
-    entries = [Entry(label, build_embedder(label)) for label in labels]  # every name checked before any work
+    # every name checked before any work; labelled without this machine's folders
+    entries = [Entry(portable_label(label, args.data_root), build_embedder(label)) for label in labels]
     root = data_root(args.data_root)
     sources = {"LFW": lfw_source(root)}
     bin_dir = args.bin_dir or root / BIN_DIR

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.cli import UserError
+from bench.common.datasets import portable_path
 from bench.leaderboard.columns import Column, Source
 from protocols.ijba import evaluate_ijba
 from protocols.ijbc import evaluate_ijb, load_protocol, write_ijb_report
@@ -55,6 +56,15 @@ def parse_embedder_list(text: str) -> list[str]:
     if twice:
         raise UserError(f"--embedders: {', '.join(twice)} named twice")
     return entries
+
+
+def portable_label(entry: str, root: Path | str | None = None) -> str:
+    """An --embedders entry as its row label and results folder name: every absolute path in it (`NAME:WEIGHTS`,
+    `onnx:PATH?options`) written as `portable_path` writes it, so that a committed leaderboard names no folder of
+    the machine that made it and another machine reuses the stored results of the same file. `root`: --data-root."""
+    body, question, options = entry.partition("?")
+    parts = [portable_path(part, root) if part.startswith(("/", "~")) else part for part in body.split(":")]
+    return ":".join(parts) + question + options
 
 
 def build_embedder(entry: str) -> Embedder:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common.cli import UserError
 from protocols.bin_fixture import build_lfw_bin
 from protocols.ijba import find_splits
 from protocols.ijba_fixture import build_ijba_fixture
@@ -95,6 +96,7 @@ class Source:
     digest: str | None = None
     loaded: Any = None  # the set read once for all embedders (VerificationSet, IJBProtocol), when needed
     note: str | None = None  # fixture marker text
+    problem: str | None = None  # why a folder that is there cannot be read (the column is then missing)
 
 
 
@@ -145,7 +147,11 @@ def ijb_source(folder: Path, set_name: str) -> Source:
 def ijba_source(folder: Path) -> Source:
     if not folder.is_dir():
         return Source(folder, False)
-    numbers = find_splits(folder)  # a folder that is there but broken is the user's to fix: UserError
+    try:
+        numbers = find_splits(folder)
+    except UserError as error:  # the other columns still count: this one is missing, the report says why
+        log.warning("IJB-A column missing: %s", error)
+        return Source(folder, False, problem=str(error))
     files = [folder / f"split{n}" / f"verify_{what}_{n}.csv" for n in numbers for what in ("metadata", "comparisons")]
     readme = folder / "README.txt"
     first = readme.read_text(errors="replace").strip().splitlines()[:1] if readme.is_file() else []

@@ -55,7 +55,8 @@ def column_notes(board: Leaderboard, root: Path | None) -> list[str]:
         source = board.sources[column.title]
         where = portable_path(source.path, root)
         if not source.present:
-            lines.append(f"- {column.title}: **missing**, looked for `{where}`")
+            problem = f": {source.problem}" if source.problem else ""
+            lines.append(f"- {column.title}: **missing**, looked for `{where}`{problem}")
         elif column.fixture:
             lines.append(f"- {column.title}: `{where}`, built by {fixture_recipes()[column.key]}")
         else:

@@ -144,3 +144,27 @@ def test_fixtures_are_separate_marked_and_equal_their_protocols(small_lfw, tmp_p
     assert "FIXTURE" not in real.split("## Columns")[0].replace("(fixture)", "")
     assert "| `lbp` " in fixtures and "n/a" in fixtures and "LFW .bin FIXTURE" in fixtures
     assert f"{on_bin['insightface_accuracy_percent']:.2f} ± {on_bin['insightface_accuracy_std_percent']:.2f} (fixture)" in real
+
+
+def test_row_labels_name_no_folder_of_this_machine(tmp_path, monkeypatch):
+    """A `NAME:WEIGHTS` or `onnx:PATH?options` entry with an absolute path is labelled (and its results folder
+    named) as another machine can read it: relative to the checkout, or under $FACEBENCH_DATA."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    assert leaderboard_cells.portable_label(f"recognizer:{tmp_path}/runs/rec") == "recognizer:runs/rec"
+    assert leaderboard_cells.portable_label(f"onnx:{data}/m.onnx?colour=bgr", data) == \
+        "onnx:$FACEBENCH_DATA/m.onnx?colour=bgr"
+    assert leaderboard_cells.portable_label("timm:resnet18") == "timm:resnet18"
+    assert leaderboard_cells.portable_label("lbp") == "lbp"
+
+
+def test_an_ijba_folder_without_splits_is_a_missing_column_with_the_reason(small_lfw, tmp_path):
+    """A folder where IJB-A belongs but without its split folders leaves that column missing, says why, and the
+    other columns are still evaluated (it used to stop the whole leaderboard)."""
+    broken = tmp_path / "IJB-A_11_sets"
+    (broken / "images").mkdir(parents=True)
+    cells, text = run(small_lfw, tmp_path, "lbp", "--ijba-dir", str(broken))
+    assert cells.set_index("column").loc["IJB-A", "status"] == "missing"
+    assert cells.set_index("column").loc["LFW", "status"] == "computed"
+    assert "IJB-A: **missing**, looked for" in text and "no split folders" in text
