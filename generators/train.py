@@ -539,6 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--halvings", default=None, metavar="I,J,...",
+                        help="iterations at which the learning rates halve (default: the preset's, cpu 1200,1350); "
+                             "give them with --iterations for a longer run, e.g. 80%% and 90%% of it")
     parser.add_argument("--no-identity", action="store_true", help="ablation: without L_C")
     parser.add_argument("--no-pair", action="store_true", help="ablation: without L_DP")
     parser.add_argument("--no-cycle", action="store_true", help="ablation: without L_cyc")
@@ -580,6 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         config = PRESETS[args.preset]
         overrides = {k: v for k, v in {"iterations": args.iterations, "seed": args.seed}.items() if v is not None}
+        if args.halvings is not None:
+            overrides["halvings"] = parse_halvings(args.halvings)
         weights = replace(config.weights, use_identity=not args.no_identity, use_pair=not args.no_pair,
                           use_cycle=not args.no_cycle)
         identity_loss = IDENTITY_LOSS_VARIANTS[args.identity_loss] if args.identity_loss else config.identity_loss
@@ -603,6 +608,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trainer.rank == 0:
         print(f"iteration {trainer.state.iteration}: checkpoint {args.out / 'checkpoint.pt'}")
     return 0
+
+
+def parse_halvings(text: str) -> tuple[int, ...]:
+    """--halvings: increasing positive iteration numbers, comma-separated ('' for a constant rate)."""
+    try:
+        halvings = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--halvings {text}: give iteration numbers separated by commas, e.g. 2400,2700") from None
+    if any(h < 1 for h in halvings) or list(halvings) != sorted(set(halvings)):
+        raise UserError(f"--halvings {text}: give increasing iteration numbers of at least 1")
+    return halvings
 
 
 def config_from_dict(stored: dict) -> TrainConfig:

@@ -199,3 +199,12 @@ def test_data_workers_give_the_same_run_and_resume_exactly(real_folder, pairs_fo
             torch.testing.assert_close(got[network][key], value, msg=f"{network}.{key}")
     logged = pd.read_csv(tmp_path / "workers" / "metrics.csv")
     assert list(logged.iteration) == [1, 2, 3, 4] and (logged.data_seconds >= 0).all()
+
+
+def test_halvings_option_sets_the_schedule_and_refuses_bad_lists():
+    from generators.train import parse_halvings
+
+    assert parse_halvings("2400,2700") == (2400, 2700) and parse_halvings("") == ()
+    for bad in ("2700,2400", "0,5", "a,b", "5,5"):
+        with pytest.raises(UserError, match="--halvings"):
+            parse_halvings(bad)
