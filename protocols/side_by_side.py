@@ -8,6 +8,10 @@ Each `--row NAME=FOLDER` is a folder of identity sub-folders (as `generators.syn
 names for the same renders whichever translator made them, so a column is one render and its
 translations: the sheet takes files present in every row, one per identity (the first), from as many
 identities as `--images` asks, in sorted order.
+
+`--difference-from NAME` also measures what the sheet shows: for every row, the mean absolute difference from
+row NAME in grey levels (0-255, over pixels and channels) over *all* the files the two rows share, not only
+the columns shown, printed and written as `<out>.csv`. An ablated translator that changes nothing gives ~0.
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.common.atomic import atomic_path
+from bench.common.atomic import atomic_path, write_text
 from bench.common.cli import UserError, add_common_arguments, check_output_folder, run_main, setup_logging
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -91,6 +97,25 @@ def side_by_side(rows: Mapping[str, Path], images: int = 10) -> tuple[Image.Imag
     return sheet, files
 
 
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB").resize((TILE, TILE), Image.Resampling.BILINEAR), dtype=np.float64)
+
+
+def differences_from(rows: Mapping[str, Path], reference: str) -> pd.DataFrame:
+    """Per row: the files it shares with row `reference` and their mean absolute difference from it (grey levels)."""
+    if reference not in rows:
+        raise UserError(f"--difference-from {reference}: no row of that name (rows: {', '.join(rows)})")
+    base = set(images_under(rows[reference]))
+    table = []
+    for name, folder in rows.items():
+        shared = sorted(base & set(images_under(folder)))
+        mean = float(np.mean([np.abs(_pixels(folder / f) - _pixels(rows[reference] / f)).mean() for f in shared])) \
+            if shared else float("nan")
+        table.append({"row": name, "files": len(shared), f"mean |row - {reference}| (grey levels)": round(mean, 3)})
+    return pd.DataFrame(table)
+
+
 def parse_rows(specs: Sequence[str]) -> dict[str, Path]:
     rows = {}
     for spec in specs:
@@ -110,15 +135,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--row", action="append", required=True, help="NAME=FOLDER of identity sub-folders")
     parser.add_argument("--images", type=int, default=10, help="columns: one image of each of this many identities")
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    parser.add_argument("--difference-from", metavar="NAME", default=None,
+                        help="also measure each row's mean absolute difference from row NAME over all shared files "
+                             "(printed, and written as <out>.csv)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     if args.images < 1:
         raise UserError(f"--images must be at least 1, not {args.images}")
     check_output_folder(args.out.parent)
-    sheet, files = side_by_side(parse_rows(args.row), args.images)
+    rows = parse_rows(args.row)
+    if args.difference_from is not None and args.difference_from not in rows:
+        raise UserError(f"--difference-from {args.difference_from}: no row of that name (rows: {', '.join(rows)})")
+    sheet, files = side_by_side(rows, args.images)
     with atomic_path(args.out) as temporary:
         sheet.save(temporary, format="png")
     print(f"{len(args.row)} rows x {len(files)} images ({files[0]} ... {files[-1]}) in {args.out}")
+    if args.difference_from is not None:
+        table = differences_from(rows, args.difference_from)
+        write_text(args.out.with_suffix(".csv"), table.to_csv(index=False))
+        print(table.to_markdown(index=False))
     return 0
 
 

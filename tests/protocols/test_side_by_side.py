@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.common.cli import UserError
 from protocols.side_by_side import SheetLayout, side_by_side
 
 
@@ -56,3 +57,21 @@ def test_the_cli_writes_the_sheet(tmp_path, images):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert Image.open(out).size == SheetLayout(rows=2, columns=images).size
+
+
+def test_difference_from_a_row_is_measured_over_every_shared_file(tmp_path):
+    """Row 'same' repeats the reference's pixels (difference ~0, JPEG aside); row 'shifted' adds 30 grey levels to
+    one channel, i.e. 10 grey levels averaged over the three channels; every shared file counts, not only shown ones."""
+    from protocols.side_by_side import differences_from
+
+    write_set(tmp_path / "ref", lambda i, j: (100 + 10 * i, 80, 60))
+    write_set(tmp_path / "same", lambda i, j: (100 + 10 * i, 80, 60))
+    write_set(tmp_path / "shifted", lambda i, j: (130 + 10 * i, 80, 60), skip={"id_00003/002.jpg"})
+    rows = {"ref": tmp_path / "ref", "same": tmp_path / "same", "shifted": tmp_path / "shifted"}
+    table = differences_from(rows, "ref").set_index("row")
+    column = "mean |row - ref| (grey levels)"
+    assert table.loc["ref", column] == 0 and table.loc["same", column] < 0.5
+    assert table.loc["shifted", column] == pytest.approx(10, abs=0.5)
+    assert table.files.tolist() == [12, 12, 11]
+    with pytest.raises(UserError, match="--difference-from nobody"):
+        differences_from(rows, "nobody")
