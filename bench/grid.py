@@ -120,7 +120,8 @@ def write_record(run: GridRun, stages: Sequence[Stage], records: Path, preset: s
 def grid_table(planned: Sequence[tuple[GridRun, list[Stage]]], seconds: dict[str, float],
                hours: float = GRID_HOURS, recorded: dict[str, Path] | None = None) -> pd.DataFrame:
     """One row per run: its status, the stages it adds (a stage shared with an earlier run is counted once),
-    their estimated time and the running total; runs whose total passes `hours` (0: no limit) are cut. A run
+    their estimated time and the running total; runs whose total passes `hours` (0: no limit) are cut, except runs
+    with nothing left to do (cached here: recording them is free). A run
     with a record (`recorded`: evaluation key -> file) is "recorded": nothing of it is to do here."""
     recorded = recorded or {}
     counted: set[Path] = set()
@@ -144,7 +145,8 @@ def grid_table(planned: Sequence[tuple[GridRun, list[Stage]]], seconds: dict[str
                      "synth seed": run.synth_seed if run.synth.startswith("ganfaces") else "-",
                      "status": status, "new stages": ", ".join(stage.name for stage in todo) or "-",
                      "estimate": "-" if not todo else format_duration(estimate), "total": format_duration(total),
-                     "seconds": estimate, "in budget": not hours or total <= hours * 3600})
+                     # a run with nothing left to do costs nothing: always taken (and recorded)
+                     "seconds": estimate, "in budget": not hours or not todo or total <= hours * 3600})
     return pd.DataFrame(rows)
 
 

@@ -62,6 +62,13 @@ def test_the_grid_counts_shared_stages_once_and_cuts_at_the_budget(tmp_path):
     translator.folder.mkdir(parents=True)  # a killed translator: its run resumes
     assert grid_table(plan_grid("cpu", tmp_path, seeds=(0, 1)), seconds, hours=0).status.tolist()[:3] == [
         "cached", "resume", "to do"]
+    # a cached run past the budget is still taken: it costs nothing, and the grid records it
+    late = plan_grid("cpu", tmp_path, seeds=(0, 1))[10][1]
+    for stage in late:
+        stage.folder.mkdir(parents=True, exist_ok=True)
+        (stage.folder / "stage.json").write_text("{}")
+    cut = grid_table(plan_grid("cpu", tmp_path, seeds=(0, 1)), seconds, hours=200 / 3600)
+    assert cut.status.iloc[10] == "cached" and cut["in budget"].iloc[10] and not cut["in budget"].iloc[9]
 
 
 def test_grid_plan_prints_every_run_and_stops(tmp_path, capsys):
