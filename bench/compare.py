@@ -9,7 +9,8 @@ a set of `recognition.train` run folders that differ only in their seed. Every r
 evaluation, and IJB-A's when it has one) and `config.json` (the seed) are read; the table gives each group's
 mean ± std over its runs, and each later group minus the first as a paired difference over seed-matched runs
 with the paired t-test of `bench.tables.paired_comparison` (its verdict: higher/lower only with 2+ pairs and
-p <= 0.05, else "cannot tell"). Written as `<out>.md` (with the command) and `<out>.csv` (one row per run).
+p <= 0.05, else "cannot tell"). Written as `<out>.md` (with the command), `<out>.csv` (one row per run) and `<out>.png` (each run's real-head
+loss and batch accuracy over training, coloured by group).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import pandas as pd
 from bench.common.atomic import write_text
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import portable_command, portable_path
-from bench.tables import paired_comparison
+from bench.tables import paired_comparison, plot_training_curves
 
 # results.json entry -> column: what one LFW evaluation of recognition.train reports
 LFW_METRICS = {"accuracy_percent": "LFW accuracy (%)", "100-eer_percent": "LFW 100% - EER", "auc": "LFW AUC"}
@@ -49,7 +50,8 @@ def read_run(group: str, run: Path) -> dict:
     results = json.loads((run / "results.json").read_text())
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
     lfw, ijba = results.get("lfw", {}), results.get("ijba", {})
-    row = {"group": group, "run": portable_path(run), "seed": config.get("seed"), "lfw split": lfw.get("split")}
+    row = {"group": group, "run": portable_path(run), "seed": config.get("seed"), "lfw split": lfw.get("split"),
+           "folder": str(run)}
     row.update({label: lfw.get(key) for key, label in LFW_METRICS.items()})
     row.update({label: ijba.get(key) for key, label in IJBA_METRICS.items() if ijba})
     return row
@@ -98,12 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--group: give at least two groups to compare")
     runs, summary = compare(groups)
     text = (f"# {' vs '.join(groups)}\n\n`{portable_command(['python', '-m', 'bench.compare', *(sys.argv[1:] if argv is None else argv)])}`\n\n"
-            f"{summary.to_markdown(index=False, floatfmt='.3f')}\n\nRuns:\n\n{runs.to_markdown(index=False, floatfmt='.3f')}\n")
+            f"{summary.to_markdown(index=False, floatfmt='.3f')}\n\nRuns:\n\n{runs.drop(columns='folder').to_markdown(index=False, floatfmt='.3f')}\n")
     print(text)
     if args.out is not None:
         write_text(args.out.with_suffix(".md"), text)
-        write_text(args.out.with_suffix(".csv"), runs.to_csv(index=False))
-        print(f"written: {args.out.with_suffix('.md')}, {args.out.with_suffix('.csv')}")
+        write_text(args.out.with_suffix(".csv"), runs.drop(columns="folder").to_csv(index=False))
+        curves = plot_training_curves(runs.assign(run=runs.folder, label=runs.group), args.out.with_suffix(".png"))
+        print(f"written: {args.out.with_suffix('.md')}, {args.out.with_suffix('.csv')}"
+              + (f", {args.out.with_suffix('.png')}" if curves else ""))
     return 0
 
 

@@ -337,7 +337,8 @@ def plot_all_roc(runs: pd.DataFrame, path: Path) -> bool:
 
 
 def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
-    """Each run's real-head cross-entropy and training accuracy against iterations (its metrics.csv)."""
+    """Each run's real-head cross-entropy and training accuracy against iterations (its metrics.csv); a curve per
+    run, coloured by its setting (or by `label` when the table has that column)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -350,7 +351,8 @@ def plot_training_curves(runs: pd.DataFrame, path: Path) -> bool:
         if stored.exists():
             log = pd.read_csv(stored).drop_duplicates("iteration", keep="last")  # a resumed run repeats rows
             smooth = log[["ce_real", "accuracy_real"]].rolling(SMOOTHING, min_periods=1).mean()  # one batch is noisy
-            logs.append(log.assign(**smooth, run=f"real {row.real:.0%} + {row.synth}", seed=row.seed))
+            label = getattr(row, "label", None) or f"real {row.real:.0%} + {row.synth}"  # bench.compare: its group
+            logs.append(log.assign(**smooth, run=label, seed=row.seed))
     if not logs:
         return False
     curves = pd.concat(logs, ignore_index=True)
