@@ -67,7 +67,9 @@ def register_probe(name: str, tolerances: dict[str, float], description: str):
 
 # ------------------------------------------------------------------------------------------ probes
 
-@register_probe("translator", {"": 2e-3, "M_global": 2e-3, "k_": 1e-5},
+# L_C (eq. 7) divides distances by a small learned variance: kernel-level differences between CPUs (AVX2 against
+# AVX-512 builds of the same fp32 code) reach 0.05 in it after 4 steps while every other loss agrees to 1e-4
+@register_probe("translator", {"": 2e-3, "M_global": 2e-3, "k_": 1e-5, "C@": 0.1},
                 "losses of the translator's smoke preset at each of its 4 iterations")
 def translator_probe(scratch: Path) -> dict[str, float]:
     from generators.train import PRESETS, train
