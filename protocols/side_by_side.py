@@ -99,19 +99,18 @@ def side_by_side(rows: Mapping[str, Path], images: int = 10) -> tuple[Image.Imag
 
 def _pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((TILE, TILE), Image.Resampling.BILINEAR), dtype=np.float64)
+        return np.asarray(image.convert("RGB").resize((TILE, TILE), Image.Resampling.BILINEAR), dtype=np.int16)
 
 
 def differences_from(rows: Mapping[str, Path], reference: str) -> pd.DataFrame:
     """Per row: the files it shares with row `reference` and their mean absolute difference from it (grey levels)."""
     if reference not in rows:
         raise UserError(f"--difference-from {reference}: no row of that name (rows: {', '.join(rows)})")
-    base = set(images_under(rows[reference]))
+    base = {f: _pixels(rows[reference] / f) for f in images_under(rows[reference])}  # decoded once for every row
     table = []
     for name, folder in rows.items():
-        shared = sorted(base & set(images_under(folder)))
-        mean = float(np.mean([np.abs(_pixels(folder / f) - _pixels(rows[reference] / f)).mean() for f in shared])) \
-            if shared else float("nan")
+        shared = sorted(set(base) & set(images_under(folder)))
+        mean = float(np.mean([np.abs(_pixels(folder / f) - base[f]).mean() for f in shared])) if shared else float("nan")
         table.append({"row": name, "files": len(shared), f"mean |row - {reference}| (grey levels)": round(mean, 3)})
     return pd.DataFrame(table)
 
@@ -144,14 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--images must be at least 1, not {args.images}")
     check_output_folder(args.out.parent)
     rows = parse_rows(args.row)
-    if args.difference_from is not None and args.difference_from not in rows:
-        raise UserError(f"--difference-from {args.difference_from}: no row of that name (rows: {', '.join(rows)})")
+    table = None if args.difference_from is None else differences_from(rows, args.difference_from)
     sheet, files = side_by_side(rows, args.images)
     with atomic_path(args.out) as temporary:
         sheet.save(temporary, format="png")
     print(f"{len(args.row)} rows x {len(files)} images ({files[0]} ... {files[-1]}) in {args.out}")
-    if args.difference_from is not None:
-        table = differences_from(rows, args.difference_from)
+    if table is not None:
         write_text(args.out.with_suffix(".csv"), table.to_csv(index=False))
         print(table.to_markdown(index=False))
     return 0
