@@ -180,6 +180,9 @@ def centroid_distances(embeddings: torch.Tensor, identities: np.ndarray) -> np.n
     return distances
 
 
+STARTED = time.time()  # when this process began: older temporary files are a killed run's
+
+
 def _prepare_out(config: SynthesisConfig, translator: Translator, out: Path) -> None:
     """Create `out`, or check it was started with the same configuration and translator."""
     out.mkdir(parents=True, exist_ok=True)
@@ -195,8 +198,11 @@ def _prepare_out(config: SynthesisConfig, translator: Translator, out: Path) -> 
         write_json(stored, wanted)
     for stale in out.rglob(".tmp-*"):  # left by a killed run; never read
         try:
-            stale.unlink()
-        except FileNotFoundError:  # another shard cleaned it
+            # only files older than this process: another rank started beside it may be writing its own right now
+            # (unlinking its temporary file made that rank's rename fail under torchrun)
+            if stale.stat().st_mtime < STARTED:
+                stale.unlink()
+        except FileNotFoundError:  # another shard cleaned it, or its writer renamed it
             pass
 
 
