@@ -99,12 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(groups) < 2:
         raise UserError("--group: give at least two groups to compare")
     runs, summary = compare(groups)
-    text = (f"# {' vs '.join(groups)}\n\n`{portable_command(['python', '-m', 'bench.compare', *(sys.argv[1:] if argv is None else argv)])}`\n\n"
-            f"{summary.to_markdown(index=False, floatfmt='.3f')}\n\nRuns:\n\n{runs.drop(columns='folder').to_markdown(index=False, floatfmt='.3f')}\n")
+    shown = runs.drop(columns="folder")  # the folders name this machine's runs: they only locate the curves
+    command = portable_command(["python", "-m", "bench.compare", *(sys.argv[1:] if argv is None else argv)])
+    text = (f"# {' vs '.join(groups)}\n\n`{command}`\n\n{summary.to_markdown(index=False, floatfmt='.3f')}\n\n"
+            f"Runs:\n\n{shown.to_markdown(index=False, floatfmt='.3f')}\n")
     print(text)
     if args.out is not None:
         write_text(args.out.with_suffix(".md"), text)
-        write_text(args.out.with_suffix(".csv"), runs.drop(columns="folder").to_csv(index=False))
+        write_text(args.out.with_suffix(".csv"), shown.to_csv(index=False))
         curves = plot_training_curves(runs.assign(run=runs.folder, label=runs.group), args.out.with_suffix(".png"))
         print(f"written: {args.out.with_suffix('.md')}, {args.out.with_suffix('.csv')}"
               + (f", {args.out.with_suffix('.png')}" if curves else ""))

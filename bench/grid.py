@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -35,8 +34,8 @@ import pandas as pd
 from bench.common.atomic import write_json
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import data_root
-from bench.run import (MARKER, REAL_FRACTIONS, RUN_PRESETS, Stage, format_duration, check_data, measured_seconds,
-                       plan_stages, run_stages)
+from bench.run import (MARKER, REAL_FRACTIONS, RUN_PRESETS, Stage, add_shared_arguments, check_data,
+                       check_shared_arguments, format_duration, measured_seconds, plan_stages, run_stages)
 
 RECORDS_DIR = Path(__file__).resolve().parents[1] / "results" / "grid"
 
@@ -233,19 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--preset", dest="grid", choices=RUN_PRESETS, default="cpu")
-    parser.add_argument("--synth-seed", type=int, default=None, help="the translators' seed (default 0)")
-    parser.add_argument("--out", type=Path, default=Path("runs/grid"))
-    parser.add_argument("--plan", action="store_true", help="print the plan and stop")
-    parser.add_argument("--gpus", type=int, default=0, help="GPUs on this machine (see bench.run --gpus)")
+    add_shared_arguments(parser, default_out=Path("runs/grid"))
     add_grid_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    if args.synth_seed is not None and args.synth_seed < 0:
-        raise UserError(f"--synth-seed {args.synth_seed}: give a seed of at least 0")
-    if args.gpus < 0:
-        raise UserError(f"--gpus {args.gpus}: give a count of GPUs (0 for none)")
-    if args.data_root:
-        os.environ["FACEBENCH_DATA"] = args.data_root
+    check_shared_arguments(args)
     return grid_main(args, data_root())
 
 

@@ -405,6 +405,25 @@ def check_data(root: Path) -> None:
                         "fetch it with `python -m bench.data fetch lfw` / `fetch ict-facekit`, or set FACEBENCH_DATA")
 
 
+def add_shared_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None:
+    """The options `bench.run` and `bench.grid` share (`bench.run --grid` is `bench.grid`'s command)."""
+    parser.add_argument("--synth-seed", type=int, default=None,
+                        help="the translator's seed, to share one GANFaces set across recognizer seeds (default: "
+                             "--seed; in a grid 0)")
+    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--plan", action="store_true", help="print the plan and stop")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="GPUs on this machine: more than 1 runs the trainers and synthesis under torchrun, one "
+                             "process per GPU (0 or 1: one process, on the GPU when there is one)")
+
+
+def check_shared_arguments(args: argparse.Namespace) -> None:
+    """Validate the shared options (exit 2 through UserError) and point FACEBENCH_DATA at --data-root."""
+    require_at_least(args, synth_seed=0, gpus=0)
+    if args.data_root:
+        os.environ["FACEBENCH_DATA"] = args.data_root
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -413,10 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--synth", default="ganfaces", help=f"synthetic set: {', '.join(SYNTHETIC_SETS)}")
     parser.add_argument("--preset", choices=RUN_PRESETS, default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="the recognizer's seed (and the translator's by default)")
-    parser.add_argument("--synth-seed", type=int, default=None,
-                        help="the translator's seed, to share one GANFaces set across recognizer seeds (default: --seed)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--plan", action="store_true", help="print the plan and stop")
+    add_shared_arguments(parser, default_out=Path("runs/bench"))
     parser.add_argument("--grid", choices=RUN_PRESETS, default=None, metavar="PRESET",
                         help="the whole grid of issue 19 at this preset (real 0.2/0.5/1.0 x none/3dmm/ganfaces, "
                              "the three ablations at 0.5, --seeds each, one translator per variant): prints every "
@@ -424,20 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.grid import add_grid_arguments
 
     add_grid_arguments(parser)
-    parser.add_argument("--gpus", type=int, default=0,
-                        help="GPUs on this machine: more than 1 runs the trainers and synthesis under torchrun, one "
-                             "process per GPU (0 or 1: one process, on the GPU when there is one)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    require_at_least(args, seed=0, synth_seed=0)
+    require_at_least(args, seed=0)
+    check_shared_arguments(args)
     if args.real not in REAL_FRACTIONS:
         raise UserError(f"--real {args.real}: choose one of {', '.join(map(str, REAL_FRACTIONS))}")
     if args.synth not in SYNTHETIC_SETS:
         raise UserError(f"--synth {args.synth}: choose one of {', '.join(SYNTHETIC_SETS)}")
-    if args.gpus < 0:
-        raise UserError(f"--gpus {args.gpus}: give a count of GPUs (0 for none)")
-    if args.data_root:
-        os.environ["FACEBENCH_DATA"] = args.data_root
     root = data_root()
     if args.grid is not None:  # bench.grid's command (the grid is its own module)
         from bench.grid import grid_main

@@ -146,8 +146,13 @@ def test_a_failed_distributed_stage_is_a_clear_error(tmp_path, monkeypatch):
     stages = {s.name: s for s in bench_run.plan_stages("cpu", 1.0, "ganfaces", 0, tmp_path, gpus=4)}
     with pytest.raises(UserError, match="translator: the distributed run failed"):
         stages["translator"].run(stages["translator"].folder)
-    with pytest.raises(UserError, match="--gpus -1"):
+    with pytest.raises(UserError, match="--gpus must be at least 0, not -1"):
         bench_run.main(["--gpus", "-1", "--plan", "--out", str(tmp_path)])
+    from bench import grid
+
+    for command in (grid.main, lambda argv: bench_run.main(["--grid", "cpu", *argv])):  # the shared options
+        with pytest.raises(UserError, match="--synth-seed must be at least 0, not -1"):
+            command(["--synth-seed", "-1", "--plan", "--out", str(tmp_path)])
 
 
 def test_the_evaluation_stage_refuses_a_recognizer_trained_on_a_fixture_subject(tmp_path):
