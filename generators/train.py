@@ -545,6 +545,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-identity", action="store_true", help="ablation: without L_C")
     parser.add_argument("--no-pair", action="store_true", help="ablation: without L_DP")
     parser.add_argument("--no-cycle", action="store_true", help="ablation: without L_cyc")
+    parser.add_argument("--lambda-identity", type=float, default=None, metavar="LAMBDA_C",
+                        help="the weight of L_C in Eq. 8 (default: the preset's, paper 0.001, cpu 0.0025); larger "
+                             "values test how strongly the identity term can act (README, dose-response)")
     parser.add_argument("--identity-loss", choices=sorted(IDENTITY_LOSS_VARIANTS), default=None,
                         help="L_C as the paper writes it (default) or as the authors' code computes it (README, Deviations)")
     parser.add_argument("--identity-network", metavar="EMBEDDER",
@@ -568,6 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_at_least(args, iterations=1, seed=0, data_workers=0)
+    if args.lambda_identity is not None and not args.lambda_identity > 0:
+        raise UserError(f"--lambda-identity {args.lambda_identity}: give a weight above 0 (--no-identity turns L_C off)")
     if args.data_root:
         import os
 
@@ -587,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["halvings"] = parse_halvings(args.halvings)
         weights = replace(config.weights, use_identity=not args.no_identity, use_pair=not args.no_pair,
                           use_cycle=not args.no_cycle)
+        if args.lambda_identity is not None:
+            weights = replace(weights, identity=args.lambda_identity)
         identity_loss = IDENTITY_LOSS_VARIANTS[args.identity_loss] if args.identity_loss else config.identity_loss
         overrides["identity_loss"] = replace(identity_loss, hinge=True) if args.magnet else identity_loss
         if args.generator_variant:

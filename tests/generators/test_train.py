@@ -127,6 +127,20 @@ def test_bad_options_and_damaged_checkpoints_are_user_errors(real_folder, pairs_
             train(config, real_folder, pairs_folder, tmp_path / "run", resume=True, progress=False)
 
 
+def test_lambda_identity_reaches_the_stored_config_and_zero_is_refused(real_folder, pairs_folder, tmp_path):
+    """--lambda-identity sets Eq. 8's lambda_C for the dose-response runs; 0 would be --no-identity in disguise."""
+    import json
+
+    from generators.train import main
+
+    base = ["--preset", "smoke", "--iterations", "1", "--real", str(real_folder), "--pairs", str(pairs_folder)]
+    assert main([*base, "--lambda-identity", "0.05", "--out", str(tmp_path / "dose")]) == 0
+    stored = json.loads((tmp_path / "dose" / "config.json").read_text())
+    assert stored["weights"]["identity"] == 0.05 and stored["weights"]["use_identity"]
+    with pytest.raises(UserError, match="--lambda-identity 0.0: give a weight above 0"):
+        main([*base, "--lambda-identity", "0", "--out", str(tmp_path / "zero")])
+
+
 def test_resume_takes_real_and_pairs_from_the_run_folder(real_folder, pairs_folder, tmp_path, caplog):
     """Issue 20, item 8: `--out DIR --resume` (the README's command) failed with "--real is required"; resuming
     with another --real folder went through without a word."""
