@@ -34,6 +34,7 @@ import pandas as pd
 from bench.common.atomic import write_json
 from bench.common.cli import UserError, add_common_arguments, run_main, setup_logging
 from bench.common.datasets import data_root
+from bench.common.machine import machine
 from bench.run import (MARKER, REAL_FRACTIONS, RUN_PRESETS, Stage, add_shared_arguments, check_data,
                        check_shared_arguments, format_duration, measured_seconds, plan_stages, run_stages)
 
@@ -94,6 +95,26 @@ def recorded_keys(records: Path | None) -> dict[str, Path]:
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise UserError(f"{path}: not a grid record ({error}); remove it or restore it from git") from None
     return found
+
+
+def same_machine(a: dict | None, b: dict | None) -> bool:
+    """Whether two machine descriptions (bench.common.machine) time alike: the same CPU model, vector extensions
+    and core count (the session VMs of this project moved between AVX2 and AVX-512 BF16 hosts, 3.5x apart)."""
+    keys = ("cpu_model", "cpu_vector_flags", "cpu_count")
+    return bool(a and b) and all(a.get(key) == b.get(key) for key in keys) and bool(a.get("cpu_model"))
+
+
+def recorded_seconds(records: Path | None, host: dict) -> dict[str, float]:
+    """The median time of each stage in the records made on a machine like `host`: a grid continued on such a
+    machine is planned with its own measured times, not the preset's (which were measured on one host)."""
+    times: dict[str, list[float]] = {}
+    for path in sorted(Path(records).glob("*.json")) if records is not None and Path(records).is_dir() else []:
+        record = json.loads(path.read_text())
+        if same_machine(record.get("machine"), host):
+            for stage, seconds in (record.get("stage_seconds") or {}).items():
+                if seconds is not None:
+                    times.setdefault(stage, []).append(float(seconds))
+    return {stage: float(pd.Series(values).median()) for stage, values in times.items()}
 
 
 def write_record(run: GridRun, stages: Sequence[Stage], records: Path, preset: str) -> Path:
@@ -213,7 +234,8 @@ def grid_main(args: argparse.Namespace, root: Path) -> int:
         raise UserError(f"--record {records}: not a folder")
     synth_seed = 0 if args.synth_seed is None else args.synth_seed
     planned = plan_grid(args.grid, args.out, seeds=seeds, synth_seed=synth_seed, gpus=args.gpus)
-    table = grid_table(planned, measured_seconds(args.grid, args.out), args.hours, recorded_keys(records))
+    seconds = measured_seconds(args.grid, args.out, recorded=recorded_seconds(records, machine()))
+    table = grid_table(planned, seconds, args.hours, recorded_keys(records))
     print_grid_plan(args.grid, args.out, planned, table, args.hours)
     if records is not None:
         print(f"records: {records} ({(table.status == 'recorded').sum()} of the grid's runs)")

@@ -342,10 +342,12 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     return stages
 
 
-def measured_seconds(preset_name: str, out: Path | None = None, perf_dir: Path = PERF_DIR) -> dict[str, float]:
+def measured_seconds(preset_name: str, out: Path | None = None, perf_dir: Path = PERF_DIR,
+                     recorded: dict[str, float] | None = None) -> dict[str, float]:
     """The stage times the plan assumes: the preset's, the translator's from the profile record when it
     profiles this preset (results/perf/train-profile.json: seconds per iteration x the preset's iterations),
-    and the median of this output folder's own finished stages of the preset where there are some."""
+    then `recorded` (the grid's records made on a machine like this one, bench.grid.recorded_seconds), and the
+    median of this output folder's own finished stages of the preset where there are some."""
     preset = RUN_PRESETS[preset_name]
     seconds = dict(preset.seconds)
     profile = perf_dir / "train-profile.json"
@@ -355,6 +357,7 @@ def measured_seconds(preset_name: str, out: Path | None = None, perf_dir: Path =
             from generators.train import PRESETS
 
             seconds["translator"] = sum(row["seconds_per_iteration"] for row in rows) * PRESETS[preset.translator].iterations
+    seconds.update(recorded or {})
     if out is not None and Path(out).is_dir():
         finished: dict[str, list[float]] = {}
         for marker in Path(out).glob(f"*/{MARKER}"):

@@ -144,6 +144,27 @@ def test_finished_runs_are_recorded_and_not_run_again_on_another_machine(tmp_pat
     assert len(tables["runs"]) == len(rest)
 
 
+def test_the_plan_takes_stage_times_from_records_of_a_machine_like_this_one(tmp_path):
+    """A grid continued on another session's VM is estimated with the times its records measured on the same
+    CPU (model, vector extensions, cores), not with another host's: AVX-512 BF16 and AVX2 hosts were 3.5x apart."""
+    from bench.grid import recorded_seconds
+    from bench.run import measured_seconds
+
+    fast = {"cpu_model": "Xeon", "cpu_vector_flags": "avx2 avx512f avx512_bf16", "cpu_count": 2}
+    slow = {"cpu_model": "EPYC", "cpu_vector_flags": "avx2", "cpu_count": 2}
+    records = tmp_path / "records"
+    records.mkdir()
+    for name, host, recognizer in (("a", fast, 400.0), ("b", fast, 440.0), ("c", fast, 420.0), ("d", slow, 900.0)):
+        (records / f"{name}.json").write_text(json.dumps({"machine": host, "stage_seconds": {
+            "recognizer": recognizer, "translator": 1200.0 if name == "a" else None}}))
+    assert recorded_seconds(records, {**fast, "torch_threads": 2}) == {"recognizer": 420.0, "translator": 1200.0}
+    assert recorded_seconds(records, slow) == {"recognizer": 900.0}
+    assert recorded_seconds(records, {**fast, "cpu_count": 8}) == {} and recorded_seconds(None, fast) == {}
+    planned = measured_seconds("cpu", tmp_path / "runs", recorded=recorded_seconds(records, fast))
+    assert planned["recognizer"] == 420.0 and planned["translator"] == 1200.0
+    assert planned["evaluation"] == measured_seconds("cpu", tmp_path / "runs")["evaluation"]  # not recorded: kept
+
+
 def test_a_damaged_record_is_named(tmp_path):
     records = tmp_path / "records"
     records.mkdir()
