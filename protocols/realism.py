@@ -113,14 +113,19 @@ def plot_realism(table: pd.DataFrame, reference: str, path: Path) -> None:
 
     panels = [(f"frechet_to_{reference}", f"Fréchet distance to {reference}\n(reference: half vs half)"),
               ("high_frequency_energy", "high-frequency energy share"), ("colourfulness", "colourfulness")]
-    figure, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.4))
+    # horizontal bars: dataset names are long ("lambda_C 0.025", "renders, trained identities") and read
+    # sideways only when they do not overlap
+    figure, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 1.2 + 0.35 * len(table)),
+                                sharey=True)
+    positions = range(len(table))
     for axis, (column, title) in zip(axes, panels):
-        axis.bar(table.dataset, table[column], color="#4c72b0")
+        axis.barh(positions, table[column], color="#4c72b0")
         axis.set_title(title, fontsize=10)
-        axis.tick_params(axis="x", rotation=20)
-    swatches = table[["mean_r", "mean_g", "mean_b"]].to_numpy()[None] / 255
-    axes[-1].imshow(swatches, aspect="auto")
-    axes[-1].set_xticks(range(len(table)), table.dataset, rotation=20)
-    axes[-1].set_yticks([])
+        axis.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(positions, table.dataset)
+    axes[0].invert_yaxis()
+    swatches = table[["mean_r", "mean_g", "mean_b"]].to_numpy()[:, None] / 255
+    axes[-1].imshow(swatches, aspect="auto", extent=(0, 1, len(table) - 0.5, -0.5))
+    axes[-1].set_xticks([])
     axes[-1].set_title("mean face colour", fontsize=10)
     save_figure(figure, path)
