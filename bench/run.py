@@ -342,6 +342,17 @@ def plan_stages(preset_name: str, real: float, synth: str, seed: int, out: Path,
     return stages
 
 
+def until_stage(stages: Sequence[Stage], until: str | None) -> list[Stage]:
+    """The plan cut after the stage named `until` (all of it for None): the stages are cached by key, so a run cut
+    here and run again later without `--until` goes on from where this one stopped."""
+    names = [stage.name for stage in stages]
+    if until is None:
+        return list(stages)
+    if until not in names:
+        raise UserError(f"--until {until}: this run's stages are {', '.join(names)}")
+    return list(stages[: names.index(until) + 1])
+
+
 def measured_seconds(preset_name: str, out: Path | None = None, perf_dir: Path = PERF_DIR,
                      recorded: dict[str, float] | None = None) -> dict[str, float]:
     """The stage times the plan assumes: the preset's, the translator's from the profile record when it
@@ -436,6 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", choices=RUN_PRESETS, default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="the recognizer's seed (and the translator's by default)")
     add_shared_arguments(parser, default_out=Path("runs/bench"))
+    parser.add_argument("--until", default=None, metavar="STAGE",
+                        help="run the plan's stages up to and including this one (e.g. `ganfaces`: a translator and "
+                             "its GANFaces for protocols.separation, without a recognizer); the rest stay to do")
     parser.add_argument("--grid", choices=RUN_PRESETS, default=None, metavar="PRESET",
                         help="the whole grid of issue 19 at this preset (real 0.2/0.5/1.0 x none/3dmm/ganfaces, "
                              "the three ablations at 0.5, --seeds each, one translator per variant): prints every "
@@ -456,8 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.grid import grid_main
 
         return grid_main(args, root)
-    stages = plan_stages(args.preset, args.real, args.synth, args.seed, args.out, synth_seed=args.synth_seed,
-                         gpus=args.gpus)
+    stages = until_stage(plan_stages(args.preset, args.real, args.synth, args.seed, args.out,
+                                     synth_seed=args.synth_seed, gpus=args.gpus), args.until)
     seconds = measured_seconds(args.preset, args.out)
     table = plan_table(stages, args.preset, seconds)
     total = sum(seconds.get(s.name, 0) for s in stages if not s.done)
@@ -468,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     check_data(root)
     run_stages(stages)
+    if stages[-1].name != "evaluation":
+        print(f"stopped after {stages[-1].name} (--until): {stages[-1].folder}")
+        return 0
     from bench.tables import collect_runs, summary_table
 
     runs = collect_runs(args.out)

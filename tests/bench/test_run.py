@@ -2,7 +2,7 @@
 import pytest
 
 from bench.common.cli import UserError
-from bench.run import main, plan_stages, run_stages
+from bench.run import main, plan_stages, run_stages, until_stage
 
 
 def recorded(stages, log):
@@ -92,7 +92,19 @@ def test_plan_is_printed_first(tmp_path, capsys):
     assert out.count("| run ") == 6
 
 
+def test_until_cuts_the_plan_and_a_later_full_run_goes_on_from_there(tmp_path, capsys):
+    log = []
+    run_stages(recorded(until_stage(plan_stages("smoke", 0.5, "ganfaces-no-lc", 0, tmp_path), "ganfaces"), log))
+    assert log == ["real_faces", "pairs", "translator", "ganfaces"]
+    log.clear()
+    run_stages(recorded(plan_stages("smoke", 0.5, "ganfaces-no-lc", 0, tmp_path), log))
+    assert log == ["recognizer", "evaluation"]
+    assert main(["--plan", "--preset", "smoke", "--synth", "none", "--until", "real_faces", "--out", str(tmp_path)]) == 0
+    assert "| recognizer" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--synth", "none", "--until", "translator"], "--until translator: this run's stages are real_faces, "),
     (["--real", "0.3"], "--real 0.3: choose one of 0.2, 0.5, 1.0"),
     (["--synth", "gan"], "--synth gan: choose one of none, 3dmm, ganfaces"),
 ])
