@@ -34,6 +34,23 @@ from recognition.faces.align import (
 log = logging.getLogger(__name__)
 
 
+def photos_with_both_detections(data_root=None, limit: int = 1000):
+    """The first photo of each of the first `limit` LFW DevTrain people on which both dlib's detector and MTCNN
+    find a face, as (photo, pixels, dlib's faces, MTCNN's five points): the derivations below compare the two."""
+    import dlib
+
+    layout = LFWLayout(resolve(data_root))
+    detector = dlib.get_frontal_face_detector()
+    aligner = MTCNNAligner()
+    for person in layout.people("peopleDevTrain.txt")[:limit]:
+        photo = Image.open(layout.image_path(person.name, 1)).convert("RGB")
+        pixels = np.asarray(photo)
+        faces = detector(pixels, 1)
+        points, found = aligner.landmarks([photo])
+        if faces and found[0]:
+            yield photo, pixels, faces, points
+
+
 def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
     """Measure FIVE_POINT_TEMPLATE in dlib's chip frame from MTCNN landmarks on LFW DevTrain photos.
 
@@ -43,19 +60,10 @@ def derive_template(data_root=None, limit: int = 1000) -> np.ndarray:
     """
     import dlib  # reference implementation, installed for tests and benchmarks only
 
-    layout = LFWLayout(resolve(data_root))
-    detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_5_face_landmarks.dat")))
-    aligner = MTCNNAligner()
     grid = np.stack(np.meshgrid(np.arange(10, 140, 8), np.arange(10, 140, 8)), -1).reshape(-1, 2).astype(float)
     mapped = []
-    for person in layout.people("peopleDevTrain.txt")[:limit]:
-        photo = Image.open(layout.image_path(person.name, 1)).convert("RGB")
-        pixels = np.asarray(photo)
-        faces = detector(pixels, 1)
-        points, found = aligner.landmarks([photo])
-        if not faces or not found[0]:
-            continue
+    for _photo, pixels, faces, points in photos_with_both_detections(data_root, limit):
         shape = predictor(pixels, faces[0])
         height, width = pixels.shape[:2]
         coordinates = np.zeros_like(pixels)
@@ -90,19 +98,10 @@ def derive_openface_geometry(data_root=None, limit: int = 1000, size: int = 96) 
     """
     import dlib
 
-    layout = LFWLayout(resolve(data_root))
-    detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(packaged_model_path("shape_predictor_68_face_landmarks.dat")))
-    aligner = MTCNNAligner()
     target = np.hstack([OPENFACE_TEMPLATE * size, np.ones((3, 1))])
     mapped = []
-    for person in layout.people("peopleDevTrain.txt")[:limit]:
-        photo = Image.open(layout.image_path(person.name, 1)).convert("RGB")
-        pixels = np.asarray(photo)
-        faces = detector(pixels, 1)
-        points, found = aligner.landmarks([photo])
-        if not faces or not found[0]:
-            continue
+    for photo, pixels, faces, points in photos_with_both_detections(data_root, limit):
         centre = np.array(photo.size) / 2
         face = min(faces, key=lambda r: np.hypot(r.center().x - centre[0], r.center().y - centre[1]))
         shape = predictor(pixels, face)
