@@ -12,6 +12,7 @@ Two kinds of figure, each computed on the canonical 108x108 crops of every set (
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,15 +89,17 @@ def realism_table(features: dict[str, np.ndarray], crops: dict[str, np.ndarray],
     """One row per set: Fréchet distance to `reference` (equal sample sizes) and image statistics.
 
     The reference row's Fréchet distance is between two disjoint halves of it (the noise floor), and
-    every set is subsampled to that half size so all distances are comparable."""
-    rng = np.random.default_rng(seed)
-    shuffled = features[reference][rng.permutation(len(features[reference]))]
+    every set is subsampled to that half size so all distances are comparable. Each set draws its
+    subsample from a generator of its own (seed, position-free), so a set's distance does not change
+    when other sets are added to or dropped from the table."""
+    shuffled = features[reference][np.random.default_rng(seed).permutation(len(features[reference]))]
     half = len(shuffled) // 2
     size = min([half] + [len(f) for name, f in features.items() if name != reference])
     anchor, other_half = shuffled[:size], shuffled[half : half + size]
     rows = []
     for name, feats in features.items():
-        sample = other_half if name == reference else feats[rng.choice(len(feats), size, replace=False)]
+        own_rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        sample = other_half if name == reference else feats[own_rng.choice(len(feats), size, replace=False)]
         rows.append({"dataset": name, "images": len(feats), "fd_samples": size,
                      f"frechet_to_{reference}": frechet_distance(sample, anchor), **image_statistics(crops[name])})
     return pd.DataFrame(rows)

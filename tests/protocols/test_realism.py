@@ -51,3 +51,15 @@ def test_realism_table_floor_is_below_a_shifted_set():
     distance = table["frechet_to_real"]
     assert distance["real"] < distance["far"] and distance["near"] < distance["far"]
     assert distance["far"] == pytest.approx(8, rel=0.3)  # |mu|^2 = 8 in 8 dimensions
+
+
+def test_a_sets_frechet_distance_does_not_depend_on_the_other_sets_in_the_table():
+    rng = np.random.default_rng(2)
+    features = {"real": rng.normal(0, 1, (400, 8)), "a": rng.normal(0.5, 1, (300, 8)), "b": rng.normal(1, 1, (300, 8))}
+    crops = {name: rng.integers(0, 256, (2, 108, 108, 3)).astype(np.uint8) for name in features}
+    with_both = realism_table(features, crops, "real").set_index("dataset")["frechet_to_real"]
+    without_a = realism_table({k: v for k, v in features.items() if k != "a"}, crops, "real")
+    without_a = without_a.set_index("dataset")["frechet_to_real"]
+    assert with_both["b"] == without_a["b"] and with_both["real"] == without_a["real"]
+    # and the subsample is a real draw: a different seed gives a different distance
+    assert realism_table(features, crops, "real", seed=1).set_index("dataset")["frechet_to_real"]["b"] != with_both["b"]
