@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from bench.common.cli import UserError
+from generators.identity_view import IdentityView
+from generators.losses import IDENTITY_LOSS_VARIANTS
 from generators.train import PRESETS, train
 
 pytestmark = pytest.mark.data
@@ -182,19 +184,55 @@ def test_ddp_with_two_gloo_processes(real_folder, pairs_folder, tmp_path, lfw_ro
     assert len(stored["centroids"]["labels"]) >= PRESETS["smoke"].identities_per_batch + 1
 
 
-def test_identity_loss_separates_identities_in_c(real_folder, pairs_folder, tmp_path):
-    """With L_C weighted to act (lambda_C = 1, learning rate 2e-3 so that G can move in a few dozen steps), smoke iterations on 3 identities move each
-    identity's C-embeddings nearer its own centroid than the nearest other one: the margin grows."""
-    config = PRESETS["smoke"]
-    config = replace(config, iterations=36, synthetic_identities=3, identity_window=3, identities_per_batch=2,
-                     images_per_identity=12, halvings=(), learning_rate=2e-3, weights=replace(config.weights, identity=1.0),
-                     checkpoint_every=1000, sample_every=1000)
-    train(config, real_folder, pairs_folder, tmp_path / "run", progress=False)
-    import pandas as pd
+def held_out_margin(trainer, identities: int, images: int) -> float:
+    """The own-vs-other margin of G's translations in C on a fixed set (every image of the first `identities`
+    identities): for each translation, the squared distance to the nearest other identity's mean embedding minus
+    the distance to its own identity's mean (L2-normalised embeddings, C's framing without jitter, G in eval
+    mode). Unlike the logged C_margin it does not depend on which identities a batch drew or on the moving
+    centroids, so two runs can be compared on it."""
+    from generators.identity_view import network_view
 
-    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
-    first, last = table.C_margin.head(8).mean(), table.C_margin.tail(8).mean()
-    assert last > first, f"own-vs-other centroid margin did not grow: {first:.4f} -> {last:.4f}"
+    labels = [j for j in range(identities) for _ in range(images)]
+    numbers = [i for _ in range(identities) for i in range(images)]
+    size = trainer.config.batch_size
+    renders = torch.cat([trainer.synthetic.render(labels[s : s + size], numbers[s : s + size])[0]
+                         for s in range(0, len(labels), size)])
+    embedder = (trainer.identity or IdentityView(trainer.config)).embedder
+    trainer.G.eval()
+    with torch.no_grad():
+        chips = network_view(trainer.G(renders).float(), embedder.crop, embedder.input_size[0])
+        features = torch.nn.functional.normalize(embedder((chips.clamp(-1, 1) + 1) * 127.5).float(), dim=1)
+    means = torch.stack([features[torch.tensor(labels) == j].mean(0) for j in range(identities)])
+    distances = torch.cdist(features, means) ** 2
+    own = torch.nn.functional.one_hot(torch.tensor(labels), identities).bool()
+    return float((distances.masked_fill(own, float("inf")).min(1).values - distances[own]).mean())
+
+
+def test_identity_loss_separates_identities_in_c(real_folder, pairs_folder, tmp_path):
+    """L_C acting, causally: the same seeded run with and without L_C on 3 identities (36 iterations, lambda_C = 1,
+    C = NN4 on 64x64 translations as the cpu preset, its running-mean centroids); on a fixed set of the
+    identities' renders, C's own-vs-other margin of G's translations ends larger with L_C than without, and
+    larger than at the start. Measured for seeds 0-4 (start / with / without): 0.012 / 0.167 / 0.026,
+    0.001 / 0.045 / 0.009, 0.018 / 0.024 / 0.018, 0.009 / 0.111 / 0.033, 0.005 / 0.203 / 0.074.
+    Not at the smoke preset's 32 pixels with dlib's C and the paper's centroid update: there L_C sat at its
+    chance level and the margin did not move with or without it (seeds 1-3), and the earlier form of this
+    test, the logged per-batch C_margin's first rows against its last, passed on one host and failed on
+    another (0.0412 -> 0.0390)."""
+    config = PRESETS["smoke"]
+    config = replace(config, network=replace(config.network, image_size=64), embedder="openface-nn4",
+                     identity_loss=IDENTITY_LOSS_VARIANTS["running-mean"], iterations=36, synthetic_identities=3,
+                     identity_window=3, identities_per_batch=2, images_per_identity=12, halvings=(),
+                     learning_rate=5e-4, weights=replace(config.weights, identity=1.0), checkpoint_every=1000,
+                     sample_every=1000)
+    start = held_out_margin(train(replace(config, iterations=0), real_folder, pairs_folder, tmp_path / "start",
+                                  progress=False), 3, 12)
+    with_identity = train(config, real_folder, pairs_folder, tmp_path / "with", progress=False)
+    without = train(replace(config, weights=replace(config.weights, use_identity=False)), real_folder, pairs_folder,
+                    tmp_path / "without", progress=False)
+    margins = {"start": start, "with L_C": held_out_margin(with_identity, 3, 12),
+               "without L_C": held_out_margin(without, 3, 12)}
+    assert margins["with L_C"] > margins["without L_C"] and margins["with L_C"] > margins["start"], margins
+    table = pd.read_csv(tmp_path / "with" / "metrics.csv")
     assert table.C_warm.iloc[-1] == 1.0 and table.share_C.notna().all()
 
 
