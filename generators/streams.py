@@ -43,6 +43,9 @@ def pair_folders(folder: Path, size: int) -> tuple[FolderImages, FolderImages]:
     """(renders, reals) of `generators.pairs` output, matched by file name."""
     folder = Path(folder)
     if not (folder / "real").is_dir() or not (folder / "render").is_dir():
+        inner = folder / "pairs"  # a `bench.run` pairs stage keeps generators.pairs' output one level down
+        if (inner / "real").is_dir() and (inner / "render").is_dir():
+            raise UserError(f"pairs folder {folder} is a `bench.run` stage folder: pass {inner}")
         raise UserError(f"pairs folder {folder} has no real/ and render/ subfolders: make it with "
                         "`python -m generators.pairs`, or switch L_DP off (--no-pair)")
     names = sorted(p.name for p in (folder / "real").glob("*.png") if (folder / "render" / p.name).exists())

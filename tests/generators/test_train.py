@@ -104,6 +104,11 @@ def test_bad_inputs_fail_before_training(real_folder, pairs_folder, tmp_path):
         train(config, empty, pairs_folder, tmp_path / "a", progress=False)
     with pytest.raises(UserError, match="no real/ and render/"):
         train(config, real_folder, tmp_path / "missing-pairs", tmp_path / "b", progress=False)
+    stage = tmp_path / "pairs-stage"  # what `bench.run` writes: the pairs one level down
+    stage.mkdir()
+    (stage / "pairs").symlink_to(pairs_folder, target_is_directory=True)
+    with pytest.raises(UserError, match=f"is a `bench.run` stage folder: pass {stage / 'pairs'}"):
+        train(config, real_folder, stage, tmp_path / "b", progress=False)
     with pytest.raises(UserError, match="at least 2 identities per batch"):
         train(replace(config, identities_per_batch=1), real_folder, pairs_folder, tmp_path / "c", progress=False)
     assert not (tmp_path / "a" / "checkpoint.pt").exists()
