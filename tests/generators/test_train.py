@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.common.cli import UserError
-from generators.identity_view import IdentityView
+from generators.identity_view import IdentityView, network_view
 from generators.losses import IDENTITY_LOSS_VARIANTS
 from generators.train import PRESETS, train
 
@@ -195,8 +195,6 @@ def held_out_margin(trainer, identities: int, images: int) -> float:
     the distance to its own identity's mean (L2-normalised embeddings, C's framing without jitter, G in eval
     mode). Unlike the logged C_margin it does not depend on which identities a batch drew or on the moving
     centroids, so two runs can be compared on it."""
-    from generators.identity_view import network_view
-
     labels = [j for j in range(identities) for _ in range(images)]
     numbers = [i for _ in range(identities) for i in range(images)]
     size = trainer.config.batch_size
@@ -207,9 +205,10 @@ def held_out_margin(trainer, identities: int, images: int) -> float:
     with torch.no_grad():
         chips = network_view(trainer.G(renders).float(), embedder.crop, embedder.input_size[0])
         features = torch.nn.functional.normalize(embedder((chips.clamp(-1, 1) + 1) * 127.5).float(), dim=1)
-    means = torch.stack([features[torch.tensor(labels) == j].mean(0) for j in range(identities)])
+    label_tensor = torch.tensor(labels)
+    means = torch.stack([features[label_tensor == j].mean(0) for j in range(identities)])
     distances = torch.cdist(features, means) ** 2
-    own = torch.nn.functional.one_hot(torch.tensor(labels), identities).bool()
+    own = torch.nn.functional.one_hot(label_tensor, identities).bool()
     return float((distances.masked_fill(own, float("inf")).min(1).values - distances[own]).mean())
 
 
