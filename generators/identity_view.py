@@ -81,3 +81,10 @@ def network_view(images: torch.Tensor, crop: CropGeometry | None, size: int) -> 
                          device=images.device).expand(n, 2, 3)
     grid = F.affine_grid(theta, (n, images.shape[1], size, size), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def embed_unjittered(embedder, images: torch.Tensor) -> torch.Tensor:
+    """C's embeddings of render-framed images in -1..1 (N, 3, H, W), seen through `network_view`: how GANFaces
+    are scored in C after training, and how a test measures what L_C did, with no random view in the way."""
+    chips = network_view(images.float(), embedder.crop, embedder.input_size[0])
+    return embedder((chips.clamp(-1, 1) + 1) * 127.5)

@@ -49,7 +49,7 @@ from generators.synthesis_plan import (  # noqa: F401  (PRESETS, SynthesisConfig
     IDENTITY_SOURCES, LAYOUTS, PRESETS, SCORE_COLUMNS, SynthesisConfig, add_to_tar, encode_image, to_uint8, write_bytes, chunk_ranges,
     image_name, merge, parse_shard, part_path, read_config, tar_path, wds_key,
 )
-from generators.identity_view import network_view
+from generators.identity_view import embed_unjittered
 from generators.morphable.sampling import add_pose_argument
 from generators.render_ahead import ChunkRenderPool, RenderedChunk, build_renderer, render_chunk
 from generators.translator import Translator, load_translator, save_untrained_translator  # noqa: F401
@@ -99,8 +99,7 @@ class Synthesizer:
                     cycled = self.translator.G_prime(generated)
                 result["d_error"] = (reconstructed.float() - generated.float()).abs().mean((1, 2, 3)).cpu()
                 result["cycle_error"] = (cycled.float() - x).abs().mean((1, 2, 3)).cpu()
-                chips = network_view(generated.float(), self.embedder.crop, self.embedder.input_size[0])
-                result["embedding"] = self.embedder((chips.clamp(-1, 1) + 1) * 127.5).float().cpu()
+                result["embedding"] = embed_unjittered(self.embedder, generated).float().cpu()
             self.seconds["scores"] += time.perf_counter() - started
         return result
 

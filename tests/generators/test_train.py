@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.common.cli import UserError
-from generators.identity_view import IdentityView, network_view
+from generators.identity_view import IdentityView, embed_unjittered
 from generators.losses import IDENTITY_LOSS_VARIANTS
 from generators.train import PRESETS, train
 
@@ -203,8 +203,7 @@ def held_out_margin(trainer, identities: int, images: int) -> float:
     embedder = (trainer.identity or IdentityView(trainer.config)).embedder
     trainer.G.eval()
     with torch.no_grad():
-        chips = network_view(trainer.G(renders).float(), embedder.crop, embedder.input_size[0])
-        features = torch.nn.functional.normalize(embedder((chips.clamp(-1, 1) + 1) * 127.5).float(), dim=1)
+        features = torch.nn.functional.normalize(embed_unjittered(embedder, trainer.G(renders)).float(), dim=1)
     label_tensor = torch.tensor(labels)
     means = torch.stack([features[label_tensor == j].mean(0) for j in range(identities)])
     distances = torch.cdist(features, means) ** 2
