@@ -11,7 +11,8 @@ machines: README, "The grid"), and writes, as Markdown and CSV:
 - `ablation`: supplementary Table 1, the translator without each loss (real share 0.5), beside the paper;
 - `gains`: the gain of GANFaces (and of raw renders) over the real-only recognizer per real share, and what
   each loss term adds at 50%, as paired differences over seed-matched runs with a paired t-test
-  (`scipy.stats.ttest_rel`): "cannot tell" when p > 0.05 or fewer than 2 seed pairs; beside the paper's gains;
+  (`scipy.stats.ttest_rel`) and Benjamini-Hochberg q-values over the preset's comparisons: "cannot tell" when
+  p or q > 0.05 or fewer than 2 seed pairs; beside the paper's gains;
 - `fig7.png`: the paper's Fig. 7 at this scale: LFW View 1 accuracy (and the IJB-A TAR@FAR=0.01 columns when
   measured) against the real share, without and with GANFaces and with 3DMM renders, mean +- std over seeds;
 - `roc.png`: the LFW ROC curves of all runs in one plot;
@@ -256,10 +257,34 @@ def gains_table(runs: pd.DataFrame, metrics: Sequence[str] = ("lfw_accuracy", "i
                              "metric": labels[metric], "seed pairs": result["pairs"],
                              "gain": _cell(result["gain"], result["gain_std"], 4 if metric.startswith("ijba") else 2),
                              "p (paired t)": "-" if np.isnan(result["p"]) else f"{result['p']:.3f}",
-                             "verdict": result["verdict"],
+                             "q (BH)": None, "verdict": result["verdict"], "_p": result["p"],
                              "paper's gain": f"{paper[0]:+g} ({paper[1]})" if paper else "not in the text"})
-    return pd.DataFrame(rows, columns=["preset", "real", "comparison", "metric", "seed pairs", "gain", "p (paired t)",
-                                       "verdict", "paper's gain"])
+    table = pd.DataFrame(rows, columns=["preset", "real", "comparison", "metric", "seed pairs", "gain", "p (paired t)",
+                                        "q (BH)", "verdict", "paper's gain"])
+    return adjust_for_multiplicity(table, [row.pop("_p") for row in rows]) if rows else table
+
+
+def adjust_for_multiplicity(gains: pd.DataFrame, p_values: Sequence[float], alpha: float = ALPHA) -> pd.DataFrame:
+    """Benjamini-Hochberg q-values over each preset's tested comparisons (`scipy.stats.false_discovery_control`).
+
+    Why: a grid reports many paired tests at once (18 for the cpu grid), so one p below 0.05 among them is what
+    chance alone gives about once. A "higher"/"lower" verdict stays only where q <= alpha too; a comparison whose
+    p alone passes says so ("p = 0.035 alone, q = 0.609 over 18 comparisons") and reads "cannot tell"."""
+    from scipy.stats import false_discovery_control
+
+    gains = gains.copy()
+    p_values = pd.Series(list(p_values), index=gains.index, dtype=float)
+    for _, family in gains.groupby("preset"):
+        tested = p_values[family.index].dropna()
+        if tested.empty:
+            continue
+        q_values = pd.Series(false_discovery_control(tested.to_numpy(), method="bh"), index=tested.index)
+        for row, q in q_values.items():
+            gains.loc[row, "q (BH)"] = f"{q:.3f}"
+            if p_values[row] <= alpha < q:
+                gains.loc[row, "verdict"] = (f"cannot tell (p = {p_values[row]:.3f} alone, q = {q:.3f} over "
+                                             f"{len(tested)} comparisons)")
+    return gains.fillna({"q (BH)": "-"})
 
 
 def plot_fig7(summary: pd.DataFrame, path: Path, ijba: str = "IJB-A") -> bool:
@@ -430,7 +455,8 @@ def write_tables(runs_dir: Path, out: Path, paper_dir: Path = PAPER_DIR,
                 tables["ablation"].to_markdown(index=False, disable_numparse=True),
                 "\n## Gains across seeds: paired differences, paired t-test\n",
                 "Treatment minus control over seed-matched runs (mean ± std of the differences); the verdict says "
-                f"higher/lower only with 2+ seed pairs and p <= {ALPHA}, else \"cannot tell\". The paper's gains are "
+                f"higher/lower only with 2+ seed pairs and both p and the Benjamini-Hochberg q over the preset's "
+                f"comparisons <= {ALPHA}, else \"cannot tell\". The paper's gains are "
                 "at VGG Face scale (IJB-A itself for its TAR columns).\n",
                 tables["gains"].to_markdown(index=False, disable_numparse=True) if len(tables["gains"]) else "(no comparison)",
                 "\n## Every run\n",

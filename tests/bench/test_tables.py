@@ -139,6 +139,28 @@ def test_paired_comparison_on_hand_made_numbers():
     assert paired_comparison(shuffled, control)["gain"] == pytest.approx(np.mean([71.5 - 70, 74 - 71, 73 - 72, 72 - 69.5]))
 
 
+def test_one_small_p_among_many_comparisons_is_not_a_finding():
+    """Benjamini-Hochberg by hand: p = (0.035, 0.30, 0.50, 0.70, 0.90) of one preset give q_1 = min over k >= 1 of
+    p_k * 5 / k = 0.175, so the p = 0.035 row reads "cannot tell"; p = 0.001 among them stays a finding (q 0.005)."""
+    from bench.tables import adjust_for_multiplicity
+
+    def family(first_p):
+        gains = pd.DataFrame({"preset": ["cpu"] * 5 + ["paper"], "q (BH)": None,
+                              "verdict": ["higher (p = x)"] + ["cannot tell"] * 4 + ["higher (p = y)"]})
+        return adjust_for_multiplicity(gains, [first_p, 0.30, 0.50, 0.70, 0.90, 0.035])
+
+    chance = family(0.035)
+    assert chance.loc[0, "q (BH)"] == "0.175"
+    assert chance.loc[0, "verdict"] == "cannot tell (p = 0.035 alone, q = 0.175 over 5 comparisons)"
+    assert chance.loc[4, "q (BH)"] == "0.900"
+    assert chance.loc[5, "q (BH)"] == "0.035" and chance.loc[5, "verdict"] == "higher (p = y)"  # its own family of 1
+    clear = family(0.001)
+    assert clear.loc[0, "q (BH)"] == "0.005" and clear.loc[0, "verdict"] == "higher (p = x)"
+    untested = adjust_for_multiplicity(pd.DataFrame({"preset": ["cpu"], "q (BH)": None, "verdict": ["cannot tell"]}),
+                                       [float("nan")])
+    assert untested.loc[0, "q (BH)"] == "-"
+
+
 def test_gains_and_fig7_from_runs_labelled_as_the_fixture(tmp_path):
     """GANFaces 2 points above real-only for 3 matched seeds at 20%, level at 100%: the gains table says so, with
     the paper's gain beside it; IJB-A numbers from the LFW fixture are labelled as such; Fig. 7 is drawn."""
