@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from bench.common.cli import UserError
-from protocols.separation import folder_dataset, sample_pairs, separation
+from protocols.separation import d_prime, d_prime_interval, folder_dataset, sample_pairs, separation
 from recognition.embedders import get_embedder
 
 pytestmark = pytest.mark.data
@@ -34,6 +34,21 @@ def test_separation_figures_on_renders(renders):
     assert len(result.paths) == len(result.features) and len(result.paths) <= 160
     assert row["mean_same"] < row["mean_different"]  # the same 3DMM identity stays closer in dlib's space
     assert np.isfinite(row["d_prime"]) and 0.5 < row["auc"] <= 1 and 0 <= row["eer"] < 0.5
+    assert row["d_prime_low"] < row["d_prime"] < row["d_prime_high"]
+
+
+def test_d_prime_interval_covers_the_truth_and_narrows_with_more_pairs():
+    """Normal distances with a known d' of 1 (means 0 and 1, unit variances): the 95% interval holds 1, and
+    drawing 16x the pairs makes it about 4x narrower (the 1 / sqrt(n) of sampling noise)."""
+    rng = np.random.default_rng(0)
+    widths = {}
+    for count in (250, 4000):
+        same, different = rng.normal(0.0, 1.0, count), rng.normal(1.0, 1.0, count)
+        low, high = d_prime_interval(same, different, seed=0)
+        assert low < 1.0 < high and low < d_prime(same, different) < high
+        widths[count] = high - low
+    assert 3.0 < widths[250] / widths[4000] < 5.5
+    assert d_prime_interval(same, different, seed=0) == d_prime_interval(same, different, seed=0)  # seeded
 
 
 def test_a_folder_without_identities_is_refused(tmp_path):
