@@ -243,7 +243,7 @@ def gains_table(runs: pd.DataFrame, metrics: Sequence[str] = ("lfw_accuracy", "i
     """Per preset, comparison and metric: the mean paired gain +- std over seed-matched runs, the test's verdict,
     and the paper's gain for the same comparison where it gives one."""
     labels = metric_labels(ijba_name(runs))
-    rows = []
+    rows, p_values = [], []
     for preset, ours in runs.groupby("preset"):
         for treatment, control, real in comparisons(ours):
             for metric in metrics:
@@ -257,11 +257,12 @@ def gains_table(runs: pd.DataFrame, metrics: Sequence[str] = ("lfw_accuracy", "i
                              "metric": labels[metric], "seed pairs": result["pairs"],
                              "gain": _cell(result["gain"], result["gain_std"], 4 if metric.startswith("ijba") else 2),
                              "p (paired t)": "-" if np.isnan(result["p"]) else f"{result['p']:.3f}",
-                             "q (BH)": None, "verdict": result["verdict"], "_p": result["p"],
+                             "q (BH)": None, "verdict": result["verdict"],
                              "paper's gain": f"{paper[0]:+g} ({paper[1]})" if paper else "not in the text"})
+                p_values.append(result["p"])
     table = pd.DataFrame(rows, columns=["preset", "real", "comparison", "metric", "seed pairs", "gain", "p (paired t)",
                                         "q (BH)", "verdict", "paper's gain"])
-    return adjust_for_multiplicity(table, [row.pop("_p") for row in rows]) if rows else table
+    return adjust_for_multiplicity(table, p_values)
 
 
 def adjust_for_multiplicity(gains: pd.DataFrame, p_values: Sequence[float], alpha: float = ALPHA) -> pd.DataFrame:

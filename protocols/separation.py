@@ -131,8 +131,8 @@ def separation(faces: FaceSet, embedder, pairs: int, seed: int = 0, **embed_opti
            "mean_same": float(d_same.mean()), "mean_different": float(d_diff.mean()),
            "d_prime": float(d_prime(d_same, d_diff)), "auc": roc_auc(scores, labels),
            "eer": equal_error_rate(scores, labels)}
-    row["d_prime_low"], row["d_prime_high"] = d_prime_interval(d_same, d_diff, seed) if min(len(d_same), len(d_diff)) > 1 \
-        else (np.nan, np.nan)
+    resamplable = min(len(d_same), len(d_diff)) > 1  # one pair has no spread to resample
+    row["d_prime_low"], row["d_prime_high"] = d_prime_interval(d_same, d_diff, seed) if resamplable else (np.nan, np.nan)
     return Separation(row, d_same, d_diff, paths, features)
 
 
